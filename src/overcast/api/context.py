@@ -1,0 +1,61 @@
+"""What a command handler gets: the shared services and this call's session and caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from overcast.access.acl import AccessChecker
+from overcast.access.caller import Caller
+from overcast.db.models import AsyncJob, Event
+
+if TYPE_CHECKING:
+    from overcast.services import Services
+
+
+@dataclass
+class CallContext:
+    services: Services
+    session: Session
+    caller: Caller | None
+    remote_addr: str = ""
+    #: The job running this command, for async commands executed by a worker.
+    job: AsyncJob | None = None
+    #: Per-call scratch (the access log reads ``log_account``).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def acl(self) -> AccessChecker:
+        return AccessChecker(self.session)
+
+    @property
+    def me(self) -> Caller:
+        assert self.caller is not None, "command requires an authenticated caller"
+        return self.caller
+
+    def setting(self, name: str, **scope: Any) -> Any:
+        return self.services.settings.get(name, **scope)
+
+    def event(
+        self,
+        event_type: str,
+        description: str,
+        *,
+        account_id: int | None = None,
+        domain_id: int | None = None,
+        resource_type: str | None = None,
+        resource_uuid: str | None = None,
+        **kwargs: Any,
+    ) -> Event:
+        """Record an action event in this call's transaction (owner defaults to the caller)."""
+        me = self.me
+        return self.services.events.record(
+            self.session, event_type, description,
+            account_id=account_id if account_id is not None else me.account_id,
+            domain_id=domain_id if domain_id is not None else me.domain_id,
+            user_id=me.user_id, resource_type=resource_type, resource_uuid=resource_uuid,
+            start_id=self.job.start_event_id if self.job is not None else None, **kwargs,
+        )  # fmt: skip

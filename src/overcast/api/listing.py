@@ -1,0 +1,56 @@
+"""Paging of list commands, done in SQL (BaseListCmd's rules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from overcast.api.context import CallContext
+from overcast.errors import InvalidParameterValue, ParamError
+
+
+def page_bounds(ctx: CallContext, page: int | None, page_size: int | None) -> tuple[int, int | None]:
+    """(offset, limit) for ``page``/``pagesize``; limit None means unlimited (``pagesize=-1``)."""
+    max_size = int(ctx.setting("default.page.size"))
+    if page_size is not None and page_size == -1:
+        if page is not None:
+            raise InvalidParameterValue('"page" parameter is not allowed with "pagesize=-1"')
+        return 0, None
+    if page is not None and page_size is None:
+        raise ParamError('"pagesize" parameter is required when "page" is specified')
+    if page_size is not None and page is None:
+        raise ParamError('"page" parameter is required when "pagesize" is specified')
+    if page_size is None:
+        return 0, max_size
+    if page_size < 1:
+        raise InvalidParameterValue(f"Page size must be a positive number, or -1 for all; got {page_size}")
+    if page_size > max_size:
+        raise InvalidParameterValue(f"Page size can't exceed max allowed page size value: {max_size}")
+    assert page is not None
+    return max(page - 1, 0) * page_size, page_size
+
+
+def fetch_page(ctx: CallContext, stmt: Select[Any], cmd: Any) -> tuple[list[Any], int]:
+    """Rows of one page of ``stmt`` and the total count of matches, in two queries."""
+    offset, limit = page_bounds(ctx, getattr(cmd, "page", None), getattr(cmd, "page_size", None))
+    paged = stmt.offset(offset)
+    if limit is not None:
+        paged = paged.limit(limit)
+    rows = list(ctx.session.scalars(paged))
+    if offset == 0 and (limit is None or len(rows) < limit):
+        return rows, len(rows)
+    total = ctx.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    return rows, int(total or 0)
+
+
+def keyword_filter(keyword: str | None, *columns: Any) -> Any:
+    """``keyword`` as CloudStack applies it: a case-insensitive substring of any of the columns."""
+    if not keyword:
+        return None
+    pattern = f"%{keyword.lower().replace('%', '').replace('_', '')}%"
+    clause = None
+    for col in columns:
+        c = func.lower(col).like(pattern)
+        clause = c if clause is None else clause | c
+    return clause

@@ -1,0 +1,164 @@
+"""CloudStack global settings: typed, documented, scoped, stored as overrides in the database.
+
+``listConfigurations`` and ``updateConfiguration`` work over :data:`SETTINGS`. A value set at a narrower
+scope (account, domain, zone) wins over the global value for that scope.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from overcast.db.models import ConfigValue
+from overcast.errors import InvalidParameterValue
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: str | None
+    #: CloudStack's type names: String, Integer, Long, Boolean, Float, Double.
+    type: str
+    description: str
+    category: str = "Advanced"
+    component: str = "ManagementServer"
+    #: Scopes a value can be set at besides global: "zone", "account", "domain", ...
+    scopes: tuple[str, ...] = ()
+    is_dynamic: bool = True
+    min_value: float | None = None
+
+    def parse(self, raw: str | None) -> Any:
+        if raw is None:
+            return None
+        if self.type == "Boolean":
+            return raw.strip().lower() == "true"
+        if self.type in ("Integer", "Long"):
+            return int(raw)
+        if self.type in ("Float", "Double"):
+            return float(raw)
+        return raw
+
+    def validate(self, raw: str) -> str:
+        try:
+            value = self.parse(raw)
+        except ValueError:
+            raise InvalidParameterValue(
+                f"Value {raw} for configuration {self.name} is not a valid {self.type}"
+            ) from None
+        if self.type == "Boolean" and raw.strip().lower() not in ("true", "false"):
+            raise InvalidParameterValue(f"Configuration {self.name} takes true or false, not {raw}")
+        if self.min_value is not None and value is not None and value < self.min_value:
+            raise InvalidParameterValue(f"Configuration {self.name} must be at least {self.min_value:g}")
+        return raw.strip() if self.type != "String" else raw
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("default.page.size", "500", "Long",
+                "Default page size for API list* commands", min_value=1),
+        Setting("default.ui.page.size", "20", "Long", "Default page size for the UI", min_value=1),
+        Setting("session.timeout", "1800", "Integer",
+                "Session timeout in seconds: a login session unused this long ends", min_value=60),
+        Setting("enforce.post.requests.and.timestamps", "false", "Boolean",
+                "Require signature version 3 with an expires timestamp at most"
+                " api.request.expires.max.seconds ahead on every key-signed request"),
+        Setting("api.request.expires.max.seconds", "3600", "Integer",
+                "How far in the future a signature version 3 expires timestamp may be", min_value=60),
+        Setting("api.sessionkey.check.locations", "CookieAndParameter", "String",
+                "Where the session key must be presented: CookieAndParameter, CookieOrParameter or"
+                " ParameterOnly"),
+        Setting("proxy.header.verify", "false", "Boolean",
+                "Take the client address from proxy.header.names, but only for requests whose peer"
+                " is in proxy.cidr"),
+        Setting("proxy.header.names", "X-Forwarded-For", "String",
+                "Headers carrying the client address behind a trusted proxy, comma separated"),
+        Setting("proxy.cidr", "", "String",
+                "Comma-separated CIDRs of reverse proxies whose address headers are trusted"),
+        Setting("allow.user.view.all.domain.accounts", "false", "Boolean",
+                "Let users list every account of their domain", scopes=("domain",)),
+        Setting("account.cleanup.interval", "86400", "Integer",
+                "Seconds between sweeps that remove the resources of deleted accounts"),
+        Setting("event.purge.delay", "15", "Integer",
+                "Days after which events are purged (0: never)"),
+        Setting("job.expire.minutes", "1440", "Long",
+                "Minutes after which completed async job records are removed"),
+        Setting("job.cancel.threshold.minutes", "60", "Long",
+                "Minutes after which a job that has not started is cancelled"),
+        Setting("expunge.delay", "86400", "Integer",
+                "Seconds to wait before a destroyed VM is expunged", scopes=("account",)),
+        Setting("expunge.interval", "86400", "Integer", "Seconds between expunge sweeps"),
+        Setting("vm.userdata.max.length", "32768", "Integer",
+                "Largest VM user data accepted, in bytes of base64 text", min_value=1),
+        Setting("allow.operations.on.users.in.same.account", "true", "Boolean",
+                "Let users of an account manage the account's other users of the same role type"),
+        Setting("cpu.overprovisioning.factor", "1.0", "Float",
+                "CPU overprovisioning factor", category="Advanced", scopes=("cluster",), min_value=1),
+        Setting("mem.overprovisioning.factor", "1.0", "Float",
+                "Memory overprovisioning factor", scopes=("cluster",), min_value=1),
+        Setting("instance.name", "VM", "String",
+                "Name of the deployment instance, part of VM instance names", is_dynamic=False),
+        Setting("max.account.user.vms", "20", "Long", "Maximum VMs per account",
+                category="Account Defaults", scopes=("account",)),
+    ]
+}
+
+
+class GlobalSettings:
+    """Reads settings with their scoped overrides; caches until a value changes in this process.
+
+    In distributed mode another node's update is seen after ``ttl`` seconds (the cache's lifetime).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], *, ttl: float = 5.0) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, int], str | None] = {}
+        self._loaded_at = 0.0
+        self._ttl = ttl
+
+    def _load(self) -> dict[tuple[str, str, int], str | None]:
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            if now - self._loaded_at < self._ttl and self._cache:
+                return self._cache
+        with self._sessions() as s:
+            rows = s.execute(select(ConfigValue.name, ConfigValue.scope, ConfigValue.scope_id, ConfigValue.value))
+            cache = {(n, sc, sid): v for n, sc, sid, v in rows}
+        cache[("", "", 0)] = None  # never empty, so the TTL check holds
+        with self._lock:
+            self._cache, self._loaded_at = cache, now
+        return cache
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = 0.0
+
+    def raw(self, name: str, *, scope: str = "global", scope_id: int = 0) -> str | None:
+        setting = SETTINGS[name]
+        cache = self._load()
+        if scope != "global" and (name, scope, scope_id) in cache:
+            return cache[(name, scope, scope_id)]
+        return cache.get((name, "global", 0), setting.default)
+
+    def get(self, name: str, *, scope: str = "global", scope_id: int = 0) -> Any:
+        return SETTINGS[name].parse(self.raw(name, scope=scope, scope_id=scope_id))
+
+    def set(self, session: Session, name: str, value: str | None, *, scope: str = "global", scope_id: int = 0) -> None:
+        row = session.scalar(
+            select(ConfigValue).where(
+                ConfigValue.name == name, ConfigValue.scope == scope, ConfigValue.scope_id == scope_id
+            )
+        )
+        if row is None:
+            session.add(ConfigValue(name=name, scope=scope, scope_id=scope_id, value=value))
+        else:
+            row.value = value
+        session.flush()
+        self.invalidate()

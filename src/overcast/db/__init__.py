@@ -1,0 +1,1 @@
+"""overcast.db."""
