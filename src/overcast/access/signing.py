@@ -27,7 +27,7 @@ _DIGESTS = (hashlib.sha1, hashlib.sha256, hashlib.sha512)
 
 def java_encode(value: str) -> str:
     """``URLEncoder.encode(value, "UTF-8")`` with ``+`` turned into ``%20``, as CloudStack signs."""
-    return quote(value, safe="*-._")  # quote leaves ~ raw since 3.7; Java does not
+    return quote(value, safe="*-._").replace("~", "%7E")  # quote never encodes ~; Java does
 
 
 def _python_encode(value: str) -> str:

@@ -83,7 +83,7 @@ class AuthHandler:
             "timeout": timeout, "account": caller.account_name, "firstname": user.firstname,
             "lastname": user.lastname, "type": str(caller.account_type), "timezone": user.timezone,
             "registered": "false", "sessionkey": sess.session_key, "is2faenabled": "false",
-            "is2faverified": "true", "passwordchangerequired": False,
+            "is2faverified": "true",
         }).fields
         payload, ctype = render(Login.response_key, fields, fmt)
         cookie = "; Path=/client; HttpOnly; SameSite=Lax"

@@ -71,12 +71,9 @@ class DeleteDomain(Command):
 class _ListDomainsBase(Command):
     id = Param(UUID, entity=Domain, acl=Access.LIST, related=RELATED, description="List domain by domain ID.")
     name = Param(STRING, description="List domain by domain name.")
-    level = Param(INTEGER, description="List domains by domain level.")
     list_all = Param(BOOLEAN, "listall", description="If set to false, list only resources belonging to"
                      " the command's caller; if set to true - list resources that the caller is authorized"
                      " to see. Default value is false")
-    details = Param(LIST, description="comma separated list of domain details requested, value can be a"
-                    " list of [ all, resource, min]")
 
     def base_query(self, ctx: CallContext):  # type: ignore[no-untyped-def]
         me = ctx.me
@@ -90,7 +87,7 @@ class _ListDomainsBase(Command):
             stmt = stmt.where(Domain.id == self.id.id)
         if self.name:
             stmt = stmt.where(Domain.name == self.name)
-        if self.level is not None:
+        if getattr(self, "level", None) is not None:
             stmt = stmt.where(Domain.level == self.level)
         kw = keyword_filter(self.keyword, Domain.name)
         return stmt if kw is None else stmt.where(kw)
@@ -99,6 +96,10 @@ class _ListDomainsBase(Command):
 @api_command("listDomains", response=DomainResponse, roles=ALL_ROLES, is_list=True,
              description="Lists domains and provides detailed information for listed domains")
 class ListDomains(_ListDomainsBase):
+    level = Param(INTEGER, description="List domains by domain level.")
+    details = Param(LIST, description="comma separated list of domain details requested, value can be a"
+                    " list of [ all, resource, min]")
+
     def execute(self, ctx: CallContext) -> Result:
         stmt = self.filters(self.base_query(ctx))
         if not self.list_all and self.id is None:

@@ -118,7 +118,7 @@ class CreateRolePermission(Command):
 
 
 @api_command("listRolePermissions", response=RolePermissionResponse, roles=ROOT_ADMIN, since="4.9.0",
-             description="Lists role permissions")
+             read_only=True, description="Lists role permissions")
 class ListRolePermissions(Command):
     role = Param(UUID, "roleid", entity=Role, related=RELATED, description="ID of the role")
 

@@ -69,7 +69,6 @@ class UserResponse(ResponseObject):
         F("roletype", "string", "the type of the role"),
         F("domainid", "string", "the domain ID of the user"),
         F("domain", "string", "the domain name of the user"),
-        F("domainpath", "string", "the path of the domain of the user"),
         F("timezone", "string", "the timezone user was created in"),
         F("apikey", "string", "the api key of the user"),
         F("secretkey", "string", "the secret key of the user (deprecated: use getUserKeys)"),
@@ -86,8 +85,7 @@ class UserResponse(ResponseObject):
             "email": u.email, "created": cs_date(u.created), "state": u.state, "account": a.name,
             "accountid": a.uuid, "accounttype": a.account_type,
             "roleid": role.uuid if role else None, "rolename": role.name if role else None,
-            "roletype": rtype.value, "domainid": d.uuid, "domain": d.name, "domainpath": domain_wire_path(d),
-            "timezone": u.timezone,
+            "roletype": rtype.value, "domainid": d.uuid, "domain": d.name, "timezone": u.timezone,
             "apikey": u.api_key if show_keys else None, "secretkey": u.secret_key if show_keys else None,
             "isdefault": u.is_default, "usersource": u.source.lower(),
         }  # fmt: skip
@@ -216,7 +214,6 @@ class LoginResponse(ResponseObject):
         F("sessionkey", "string", "Session key that can be passed in subsequent Query command calls"),
         F("is2faenabled", "string", "Is two factor authentication enabled"),
         F("is2faverified", "string", "Is two factor authentication verified"),
-        F("passwordchangerequired", "boolean", "Indicates whether the User is required to change password on next login."),
     )
 
 
