@@ -89,7 +89,7 @@ class Dispatcher:
             if command.lower() in ("login", "logout"):
                 resp = self.auth_handler.handle(request, req, command.lower(), fmt)
                 caller = self.auth_handler.last_caller
-                return resp
+                return self._log(resp, started, command, caller, request, None)
             if not command:
                 raise UnsupportedAction("Invalid request, no command sent")
             req.check_characters()

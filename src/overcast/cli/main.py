@@ -23,6 +23,7 @@ def _logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def server_options(fn: Any) -> Any:
@@ -77,8 +78,10 @@ def serve(**kwargs: Any) -> None:
     app = create_app(services)
     click.echo(f"Overcast {__version__} listening on http://{settings.host}:{settings.port}/client/api",
                err=True)
+    # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from loopback peers; the
+    # client address is decided by our own proxy.* settings only (CVE-2024-29006).
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                lifespan="on")
+                lifespan="on", proxy_headers=False, server_header=False)
 
 
 @main.group()
@@ -119,6 +122,30 @@ def admin_keys_cmd(**kwargs: Any) -> None:
     if not api_key:
         raise click.ClickException("The admin user has no API keys; call registerUserKeys for it.")
     click.echo(f"apikey={api_key}\nsecretkey={secret}")
+
+
+@main.group()
+def docs() -> None:
+    """Generate the API documents (Markdown, on standard output) from the command declarations."""
+
+
+@docs.command("coverage")
+@click.option("--catalog", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="CloudStack API catalogue JSON (name -> {async, listkey, params, required, response,"
+                   " service}).")
+def docs_coverage(catalog: str) -> None:
+    """Which CloudStack commands are implemented, and how they differ (docs/api-coverage.md)."""
+    from overcast.docs import coverage, load_catalog
+
+    click.echo(coverage(load_catalog(catalog)), nl=False)
+
+
+@docs.command("reference")
+def docs_reference() -> None:
+    """Every command, its parameters and response, and the global settings (docs/api-reference.md)."""
+    from overcast.docs import reference
+
+    click.echo(reference(), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
