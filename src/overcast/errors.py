@@ -19,6 +19,7 @@ maps an exception to a response in one place, by walking the MRO::
     ├── ResourceAllocation          535 / 4370
     ├── ResourceInUse               536 / 4375
     ├── NetworkRuleConflict         537 / 4360
+    ├── ConcurrentOperation         530 / 4300  (another operation changed the resource first)
     └── ServiceUnavailable          503 / 4250
 """
 
@@ -115,6 +116,10 @@ class NetworkRuleConflict(CloudError):
     error_code, cs_error_code, expose_to_users = 537, 4360, True
 
 
+class ConcurrentOperation(CloudError):
+    error_code, cs_error_code, expose_to_users = 530, 4300, True
+
+
 class ServiceUnavailable(CloudError):
     error_code, cs_error_code, expose_to_users = 503, 4250, True
 
@@ -125,6 +130,7 @@ __all__ = [
     "ApiLimitExceeded",
     "AuthenticationFailed",
     "CloudError",
+    "ConcurrentOperation",
     "InsufficientCapacity",
     "InternalError",
     "InvalidParameterValue",

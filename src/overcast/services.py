@@ -14,6 +14,11 @@ from overcast.config.server import ServerSettings
 from overcast.db.session import Database
 from overcast.events.bus import EventBus
 from overcast.events.recorder import EventRecorder
+from overcast.plugins.hypervisor import HypervisorDriver
+from overcast.plugins.registry import PluginRegistry
+
+#: Hypervisor drivers by name, from the ``overcast.hypervisors`` entry points.
+HYPERVISORS: PluginRegistry[HypervisorDriver] = PluginRegistry("overcast.hypervisors", HypervisorDriver)
 
 if TYPE_CHECKING:
     from overcast.api.context import CallContext
@@ -33,6 +38,7 @@ class Services:
     node_id: str
     node_name: str
     jobs: JobQueue = field(init=False)
+    _drivers: dict[str, HypervisorDriver] = field(init=False, default_factory=dict)
 
     @classmethod
     def build(cls, config: ServerSettings) -> Services:
@@ -52,7 +58,26 @@ class Services:
             auth=Authenticator(db.reader), node_id=str(uuid.uuid4()), node_name=node_name,
         )  # fmt: skip
         svc.jobs = JobQueue(svc)
+        from overcast.plugins.simulator.driver import SimulatorDriver
+
+        SimulatorDriver.sessions, SimulatorDriver.readers = db.writer, db.reader  # injections: this database
         return svc
+
+    def hypervisor(self, hypervisor_type: str) -> HypervisorDriver:
+        """The driver instance for a hypervisor type ("Simulator", "KVM"), one per process."""
+        key = hypervisor_type.lower()
+        driver = self._drivers.get(key)
+        if driver is None:
+            from overcast.plugins.registry import PluginLoadError, PluginNotFound
+
+            try:
+                driver = HYPERVISORS.get(key)()
+            except (PluginNotFound, PluginLoadError) as exc:
+                from overcast.errors import ResourceUnavailable
+
+                raise ResourceUnavailable(f"No driver for hypervisor {hypervisor_type}: {exc}") from exc
+            self._drivers[key] = driver
+        return driver
 
     def identity(self, ctx: CallContext) -> Identity:
         return Identity(ctx.session, self.events)

@@ -24,8 +24,15 @@ class CallContext:
     remote_addr: str = ""
     #: The job running this command, for async commands executed by a worker.
     job: AsyncJob | None = None
-    #: Per-call scratch (the access log reads ``log_account``).
+    #: GET or POST: some limits depend on it (user data).
+    http_method: str = "GET"
+    #: Per-call scratch.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def checkpoint(self) -> None:
+        """Commit the work so far. Engine operations call it before talking to a hypervisor, so no
+        transaction (and on SQLite no write lock) is held while a host works."""
+        self.session.commit()
 
     @cached_property
     def acl(self) -> AccessChecker:

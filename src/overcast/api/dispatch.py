@@ -80,6 +80,12 @@ class Dispatcher:
         caller: Caller | None = None
         command = ""
         try:
+            # Format and command first: a parameter that fails to decode is still reported in the
+            # requested format, under the command's response name (CloudStack reads them up front).
+            fmt = "json" if _first(request.pairs, "response").lower() == "json" else "xml"
+            early = registry.get(_first(request.pairs, "command"))
+            if early is not None:
+                response_key = early.response_key
             req = RequestParams.decode(request.pairs)
             fmt = "json" if req.values.get("response", "").lower() == "json" else "xml"
             command = req.values.get("command", "")
@@ -101,7 +107,7 @@ class Dispatcher:
                     f"The given command:{command} does not exist or it is not available for user")
             if not self.services.auth.allowed(caller, cls.name, cls.roles):
                 raise Unauthorized(f"The given command '{command}' either does not exist, is not available for user.")
-            body = self.run(cls, req, caller, request.remote_addr)
+            body = self.run(cls, req, caller, request.remote_addr, request.method)
             payload, ctype = render(cls.response_key, body, fmt)
             return self._log(Response(200, payload, ctype), started, command, caller, request, None)
         except CloudError as exc:
@@ -178,18 +184,23 @@ class Dispatcher:
         return AuthOutcome(caller, via_session=True)
 
     # -- running commands --------------------------------------------------------------------
-    def run(self, cls: type[Command], req: RequestParams, caller: Caller, remote_addr: str) -> dict[str, Any]:
+    def run(self, cls: type[Command], req: RequestParams, caller: Caller, remote_addr: str,
+            method: str = "GET") -> dict[str, Any]:
         db = self.services.db
         factory = db.reader if cls.read_only else db.writer
         with factory() as session:
-            with session.begin():
-                ctx = CallContext(self.services, session, caller, remote_addr)
+            ctx = CallContext(self.services, session, caller, remote_addr, http_method=method)
+            try:
                 values = Binder(cls, ctx).bind(req)
                 cmd = cls(values)
                 if cls.is_async:
                     body = self.queue(cls, cmd, req, ctx)
                 else:
                     body = body_of(cmd.execute(ctx), cls.response.object_name)
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
         if not cls.read_only:
             self.services.auth.invalidate()  # identity may have changed: keys, states, roles
             self.services.settings.invalidate()
@@ -258,19 +269,25 @@ class Dispatcher:
     def run_job(self, job_id: int) -> None:
         jobs = self.services.jobs
         failure: CloudError | None = None
+        # One transaction, unless the command commits steps on the way (ctx.checkpoint()): then the
+        # job completes in the transaction of its last step, and the command undoes its own earlier
+        # steps on failure (or its recover() hook does, after a crash).
         with self.services.db.writer() as session:
             try:
-                with session.begin():
-                    job = session.get(AsyncJob, job_id)
-                    if job is None or job.status != 0:
-                        return
-                    cls, ctx, req = self._job_context(session, job)
-                    cmd = cls(Binder(cls, ctx).bind(req))
-                    body = body_of(cmd.execute(ctx), cls.response.object_name)
-                    jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
+                job = session.get(AsyncJob, job_id)
+                if job is None or job.status != 0:
+                    session.rollback()
+                    return
+                cls, ctx, req = self._job_context(session, job)
+                cmd = cls(Binder(cls, ctx).bind(req))
+                body = body_of(cmd.execute(ctx), cls.response.object_name)
+                jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
+                session.commit()
             except CloudError as exc:
+                session.rollback()
                 failure = exc
             except Exception as exc:
+                session.rollback()
                 logger.exception("Job %s raised", job_id)
                 failure = InternalError(f"Internal error executing job: {type(exc).__name__}")
         if failure is not None:
@@ -314,6 +331,11 @@ class Dispatcher:
             logger.warning("Could not run the recovery of job %s: %s", job.uuid, exc.message)
         self._record_failure(session, job, InternalError(reason), reason)
         job.status = FAILED
+
+
+def _first(pairs: list[tuple[str, str]], name: str) -> str:
+    """The first value of a parameter, its name matched case-insensitively ("" when absent)."""
+    return next((v for k, v in pairs if k.lower() == name), "")
 
 
 def error_body(exc: CloudError, text: str) -> dict[str, Any]:

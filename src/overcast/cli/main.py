@@ -52,6 +52,9 @@ def prepare_database(settings: ServerSettings) -> tuple[Any, tuple[str, str] | N
     upgrade(services.db.engine)
     with services.db.writer.begin() as s:
         keys = bootstrap(s)
+        from overcast.engine.catalog_seed import seed_catalog
+
+        seed_catalog(s)  # idempotent: also fills in catalogues added by upgrades
     return services, keys
 
 
@@ -62,7 +65,8 @@ def prepare_database(settings: ServerSettings) -> tuple[Any, tuple[str, str] | N
 @click.option("--workers", "job_workers", type=int, help="Async job worker threads (0: API only).")
 @click.option("--node-name", help="Name of this node among several sharing a database.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
-def serve(**kwargs: Any) -> None:
+@click.option("--sandbox", is_flag=True, help="Seed the simulator sandbox zones and print the admin keys.")
+def serve(sandbox: bool, **kwargs: Any) -> None:
     """Run the management server."""
     import uvicorn
 
@@ -71,6 +75,14 @@ def serve(**kwargs: Any) -> None:
     settings = _settings(kwargs)
     _logging(settings.log_level)
     services, keys = prepare_database(settings)
+    if sandbox:
+        _seed_sandbox(services, settings)
+        if keys is None:
+            from overcast.access.bootstrap import admin_keys
+
+            with services.db.reader() as s:
+                api_key, secret = admin_keys(s)
+            keys = (api_key or "", secret or "")
     if keys is not None:
         click.echo("Admin API key:    " + keys[0], err=True)
         click.echo("Admin secret key: " + keys[1], err=True)
@@ -82,6 +94,24 @@ def serve(**kwargs: Any) -> None:
     # client address is decided by our own proxy.* settings only (CVE-2024-29006).
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                 lifespan="on", proxy_headers=False, server_header=False)
+
+
+def _seed_sandbox(services: Any, settings: ServerSettings) -> None:
+    from overcast.engine.sandbox import seed_sandbox
+
+    with services.db.writer.begin() as s:
+        zones = seed_sandbox(s, str(settings.data_dir))
+    click.echo("Sandbox zones: " + ", ".join(z.name for z in zones), err=True)
+
+
+@main.command("sandbox")
+@server_options
+def sandbox_cmd(**kwargs: Any) -> None:
+    """Seed the simulator sandbox into a server's database (running or not)."""
+    settings = _settings(kwargs)
+    services, _ = prepare_database(settings)
+    _seed_sandbox(services, settings)
+    services.db.dispose()
 
 
 @main.group()

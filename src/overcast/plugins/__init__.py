@@ -1,1 +1,1 @@
-"""overcast.plugins."""
+"""Plug-in contracts and the registry that finds implementations through entry points."""

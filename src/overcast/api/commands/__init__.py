@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = ("accounts", "config", "discovery", "domains", "events", "jobs", "roles", "users")
+BUILTIN = ("accounts", "config", "discovery", "domains", "events", "jobs", "roles", "users", "vms")
 _loaded = False
 
 

@@ -1,4 +1,4 @@
-"""The database schema: one declarative model per table.
+"""Core tables: identity, sessions, jobs, nodes, events and settings.
 
 Rows have an internal integer ``id`` and a public ``uuid``; only UUIDs cross the API. Tenant rows carry
 ``account_id`` and ``domain_id`` so list queries scope in SQL. Deletion of accounts, users, domains and
@@ -231,3 +231,22 @@ class ConfigValue(Base):
     scope_id: Mapped[int] = mapped_column(BigId, default=0)
     value: Mapped[str | None] = mapped_column(Text)
     updated: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+__all__ = [
+    "Account",
+    "AsyncJob",
+    "Base",
+    "BigId",
+    "ConfigValue",
+    "Domain",
+    "Event",
+    "ManagementNode",
+    "NAMING_CONVENTION",
+    "Role",
+    "RolePermission",
+    "Session",
+    "User",
+    "new_uuid",
+    "utcnow",
+]
