@@ -14,6 +14,7 @@ from overcast.config.server import ServerSettings
 from overcast.db.session import Database
 from overcast.events.bus import EventBus
 from overcast.events.recorder import EventRecorder
+from overcast.jobs.scheduler import Scheduler
 from overcast.plugins.hypervisor import HypervisorDriver
 from overcast.plugins.registry import PluginRegistry
 
@@ -38,6 +39,7 @@ class Services:
     node_id: str
     node_name: str
     jobs: JobQueue = field(init=False)
+    scheduler: Scheduler = field(init=False)
     _drivers: dict[str, HypervisorDriver] = field(init=False, default_factory=dict)
 
     @classmethod
@@ -58,6 +60,7 @@ class Services:
             auth=Authenticator(db.reader), node_id=str(uuid.uuid4()), node_name=node_name,
         )  # fmt: skip
         svc.jobs = JobQueue(svc)
+        svc.scheduler = Scheduler(db, svc.node_id)
         from overcast.plugins.simulator.driver import SimulatorDriver
 
         SimulatorDriver.sessions, SimulatorDriver.readers = db.writer, db.reader  # injections: this database
@@ -83,6 +86,7 @@ class Services:
         return Identity(ctx.session, self.events)
 
     def close(self) -> None:
+        self.scheduler.stop()
         self.jobs.stop()
         self.bus.drain(5)
         self.bus.close()

@@ -80,6 +80,11 @@ def create_app(services: Services, *, start_workers: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if start_workers:
             services.jobs.start(dispatcher.job_hooks(), services.config.job_workers)
+            if services.config.job_workers > 0:
+                from overcast.engine.tasks import register_tasks
+
+                register_tasks(services)
+                services.scheduler.start()
         try:
             yield
         finally:

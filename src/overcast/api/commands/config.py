@@ -14,6 +14,20 @@ from overcast.db.models import Account, Domain
 from overcast.errors import InvalidParameterValue
 
 
+def _value_in(ctx: CallContext, setting: Setting, scope: str, scope_id: int) -> str | None:
+    """The effective value as this call's transaction sees it: the settings cache is loaded on another
+    connection, which does not see the change being answered before it is committed."""
+    from sqlalchemy import select
+
+    from overcast.db.models import ConfigValue
+
+    rows = {(sc, sid): v for sc, sid, v in ctx.session.execute(
+        select(ConfigValue.scope, ConfigValue.scope_id, ConfigValue.value).where(ConfigValue.name == setting.name))}
+    if scope != "global" and (scope, scope_id) in rows:
+        return rows[(scope, scope_id)]
+    return rows.get(("global", 0), setting.default)
+
+
 class Scoped(Command):
     """The scope parameters: a value may be set for one account or domain instead of globally."""
 
@@ -44,7 +58,7 @@ class Scoped(Command):
         return scope, scope_id
 
     def answer(self, ctx: CallContext, setting: Setting, scope: str, scope_id: int) -> ObjectResult:
-        value = ctx.services.settings.raw(setting.name, scope=scope, scope_id=scope_id)
+        value = _value_in(ctx, setting, scope, scope_id)
         return ObjectResult(ConfigurationResponse.of(setting, value, scope.capitalize() if scope != "global"
                                                      else "global", scope_id or None))
 
@@ -94,6 +108,7 @@ class UpdateConfiguration(Scoped):
         scope, scope_id = self.checked_scope(setting)
         value = setting.validate(self.value) if self.value is not None else None
         ctx.services.settings.set(ctx.session, setting.name, value, scope=scope, scope_id=scope_id)
+        ctx.services.scheduler.poke()  # periodic tasks pick up new intervals
         ctx.event("CONFIGURATION.VALUE.EDIT", f"Name: {setting.name}, scope: {scope}",
                   resource_type="Configuration")
         return self.answer(ctx, setting, scope, scope_id)

@@ -195,6 +195,17 @@ class ManagementNode(Base):
     stopped: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class TaskLease(Base):
+    """Who runs a periodic task now: a node holds the lease until ``expires`` (one runner cluster-wide)."""
+
+    __tablename__ = "task_lease"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    expires: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_run: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Event(Base):
     __tablename__ = "event"
     __table_args__ = (Index("ix_event_account_created", "account_id", "created"),)
@@ -246,6 +257,7 @@ __all__ = [
     "Role",
     "RolePermission",
     "Session",
+    "TaskLease",
     "User",
     "new_uuid",
     "utcnow",

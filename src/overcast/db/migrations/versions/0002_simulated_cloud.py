@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 19:56:06.318915
+Create Date: 2026-11-21 20:02:16.766190
 """
 
 from __future__ import annotations
@@ -120,6 +120,13 @@ def upgrade() -> None:
     with op.batch_alter_table('simulator_mock', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_simulator_mock_command'), ['command'], unique=False)
 
+    op.create_table('task_lease',
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('owner', sa.String(length=64), nullable=True),
+    sa.Column('expires', sa.DateTime(), nullable=False),
+    sa.Column('last_run', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_task_lease'))
+    )
     op.create_table('guest_os',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=40), nullable=False),
@@ -1161,6 +1168,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_guest_os_category_id'))
 
     op.drop_table('guest_os')
+    op.drop_table('task_lease')
     with op.batch_alter_table('simulator_mock', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_simulator_mock_command'))
 
