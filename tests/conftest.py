@@ -50,8 +50,8 @@ def server(server_factory: Any) -> Server:
 
 
 def client(server: Server, key: str, secret: str, **kwargs: Any) -> CloudStack:
-    return CloudStack(endpoint=server.url, key=key, secret=secret, fetch_result=True, timeout=30,
-                      poll_interval=0.1, **kwargs)
+    options: dict[str, Any] = {"fetch_result": True, "timeout": 30, "poll_interval": 0.1, **kwargs}
+    return CloudStack(endpoint=server.url, key=key, secret=secret, **options)
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +74,7 @@ class Tenant:
         self.domain_id = account["domainid"]
 
 
-@pytest.fixture(scope="session")
-def make_tenant(server: Server, admin: CloudStack) -> Any:
-    """``make_tenant(accounttype=0, domainid=None, roleid=None)`` -> a Tenant with keys."""
-
+def tenant_factory(server: Server, admin: CloudStack) -> Any:
     def make(*, accounttype: int | None = 0, domainid: str | None = None, roleid: str | None = None,
              password: str = "secret-pass") -> Tenant:
         name = unique("acct")
@@ -98,6 +95,12 @@ def make_tenant(server: Server, admin: CloudStack) -> Any:
 
 
 @pytest.fixture(scope="session")
+def make_tenant(server: Server, admin: CloudStack) -> Any:
+    """``make_tenant(accounttype=0, domainid=None, roleid=None)`` -> a Tenant with keys."""
+    return tenant_factory(server, admin)
+
+
+@pytest.fixture(scope="session")
 def make_domain(admin: CloudStack) -> Any:
     def make(parent: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"name": unique("dom")}
@@ -106,3 +109,49 @@ def make_domain(admin: CloudStack) -> Any:
         return admin.createDomain(**params)["domain"]  # type: ignore[no-any-return]
 
     return make
+
+
+class Sandbox:
+    """UUIDs of what ``overcast serve --sandbox`` seeds, read from the server's database."""
+
+    def __init__(self, server: Server) -> None:
+        from sqlalchemy import create_engine, text
+
+        self.server = server
+        engine = create_engine(server.db_url or f"sqlite:///{server.data_dir / 'overcast.db'}")
+        with engine.connect() as c:
+            def one(sql: str, **params: Any) -> str:
+                return str(c.execute(text(sql), params).scalar_one())
+
+            self.advanced_zone = one("SELECT uuid FROM zone WHERE name = 'Sandbox-simulator-advanced'")
+            self.basic_zone = one("SELECT uuid FROM zone WHERE name = 'Sandbox-simulator-basic'")
+            self.template = one("SELECT uuid FROM vm_template WHERE name = :n",
+                                n="CentOS 5.6 (64-bit) no GUI (Simulator)")
+            self.small = one("SELECT uuid FROM service_offering WHERE name = 'Small Instance'")
+            self.medium = one("SELECT uuid FROM service_offering WHERE name = 'Medium Instance'")
+            self.disk_small = one("SELECT uuid FROM disk_offering WHERE name = 'Small' AND compute_only = :f", f=False)
+            self.disk_custom = one("SELECT uuid FROM disk_offering WHERE name = 'Custom' AND compute_only = :f",
+                                   f=False)
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(server_factory: Any) -> Server:
+    """A server started with ``--sandbox`` (the simulator zones, template and offerings)."""
+    return server_factory(extra_args=["--sandbox"])  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_server: Server) -> Sandbox:
+    return Sandbox(sandbox_server)
+
+
+@pytest.fixture(scope="session")
+def sandbox_admin(sandbox_server: Server) -> CloudStack:
+    return client(sandbox_server, sandbox_server.api_key, sandbox_server.secret_key)
+
+
+@pytest.fixture(scope="session")
+def make_sandbox_tenant(sandbox_server: Server, sandbox_admin: CloudStack) -> Any:
+    """Like ``make_tenant``, on the sandbox server."""
+    return tenant_factory(sandbox_server, sandbox_admin)

@@ -24,6 +24,7 @@ from overcast.api.declare import Command, registry
 from overcast.api.params import PROTOCOL_PARAMS, Binder, RequestParams
 from overcast.api.serialize import body_of, prune, render
 from overcast.db.models import Account, AsyncJob, Domain, Role, User
+from overcast.db.retry import is_transient, retrying
 from overcast.errors import (
     USER_ERROR_MESSAGE,
     CloudError,
@@ -188,19 +189,24 @@ class Dispatcher:
             method: str = "GET") -> dict[str, Any]:
         db = self.services.db
         factory = db.reader if cls.read_only else db.writer
-        with factory() as session:
-            ctx = CallContext(self.services, session, caller, remote_addr, http_method=method)
-            try:
-                values = Binder(cls, ctx).bind(req)
-                cmd = cls(values)
-                if cls.is_async:
-                    body = self.queue(cls, cmd, req, ctx)
-                else:
-                    body = body_of(cmd.execute(ctx), cls.response.object_name)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+
+        def attempt() -> dict[str, Any]:
+            with factory() as session:
+                ctx = CallContext(self.services, session, caller, remote_addr, http_method=method)
+                try:
+                    values = Binder(cls, ctx).bind(req)
+                    cmd = cls(values)
+                    if cls.is_async:
+                        result = self.queue(cls, cmd, req, ctx)
+                    else:
+                        result = body_of(cmd.execute(ctx), cls.response.object_name)
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+                return result
+
+        body = retrying(attempt, what=cls.name)
         if not cls.read_only:
             self.services.auth.invalidate()  # identity may have changed: keys, states, roles
             self.services.settings.invalidate()
@@ -272,24 +278,33 @@ class Dispatcher:
         # One transaction, unless the command commits steps on the way (ctx.checkpoint()): then the
         # job completes in the transaction of its last step, and the command undoes its own earlier
         # steps on failure (or its recover() hook does, after a crash).
-        with self.services.db.writer() as session:
-            try:
-                job = session.get(AsyncJob, job_id)
-                if job is None or job.status != 0:
+        job: AsyncJob | None = None
+        for attempt in range(1, 7):
+            with self.services.db.writer() as session:
+                try:
+                    job = session.get(AsyncJob, job_id)
+                    if job is None or job.status != 0:
+                        session.rollback()
+                        return
+                    cls, ctx, req = self._job_context(session, job)
+                    cmd = cls(Binder(cls, ctx).bind(req))
+                    body = body_of(cmd.execute(ctx), cls.response.object_name)
+                    jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
+                    session.commit()
+                except CloudError as exc:
                     session.rollback()
-                    return
-                cls, ctx, req = self._job_context(session, job)
-                cmd = cls(Binder(cls, ctx).bind(req))
-                body = body_of(cmd.execute(ctx), cls.response.object_name)
-                jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
-                session.commit()
-            except CloudError as exc:
-                session.rollback()
-                failure = exc
-            except Exception as exc:
-                session.rollback()
-                logger.exception("Job %s raised", job_id)
-                failure = InternalError(f"Internal error executing job: {type(exc).__name__}")
+                    failure = exc
+                except Exception as exc:
+                    session.rollback()
+                    # A deadlock aborts only the current step; an idempotent command resumes from its
+                    # last committed step when run again.
+                    if is_transient(exc) and attempt < 6 and self._idempotent(job.command if job else ""):
+                        logger.info("Re-running job %s after a transient database conflict", job_id)
+                        time.sleep(0.01 * attempt)
+                        continue
+                    logger.exception("Job %s raised", job_id)
+                    failure = InternalError(f"Internal error executing job: {type(exc).__name__}")
+            break
         if failure is not None:
             self._fail_job(job_id, failure)
         self.services.auth.invalidate()

@@ -384,6 +384,88 @@ class VmOps:
             nets.release_nic(nic)
         self.s.flush()
 
+    def restore(self, vm: VirtualMachine, template: Template | None) -> VirtualMachine:
+        """A new ROOT volume from the VM's template (or ``template``); the VM keeps its state."""
+        if vm.state not in ("Running", "Stopped"):
+            raise InvalidParameterValue(f"Unable to restore VM {vm.display_name or vm.name}: it is in state {vm.state}")
+        target = template or self.s.get(Template, vm.template_id)
+        assert target is not None
+        if target.format == "ISO":
+            raise InvalidParameterValue("A VM can't be restored from an ISO; pass a template")
+        was_running = vm.state == "Running"
+        old = self.s.scalar(select(Volume).where(Volume.vm_id == vm.id, Volume.volume_type == "ROOT",
+                                                 Volume.removed.is_(None)))
+        if was_running:
+            self.stop(vm)
+        size = max(target.size or 0, old.size if old else 0)
+        account = self.account(vm)
+        new = Volume(name=f"ROOT-{vm.id}", account_id=vm.account_id, domain_id=vm.domain_id, zone_id=vm.zone_id,
+                     vm_id=vm.id, device_id=0, volume_type="ROOT", state="Allocated", size=size,
+                     disk_offering_id=old.disk_offering_id if old else None, template_id=target.id,
+                     format=target.format)
+        Limits(self.s).consume(account, [(ResourceType.volume, 1), (ResourceType.primary_storage, size)])
+        if old is not None:
+            old.vm_id, old.device_id = None, None
+            self._release_volume(old)
+        if old is not None and old.pool_id is not None:
+            from overcast.engine.capacity import reserve_pool
+
+            factor = float(self.ctx.setting("storage.overprovisioning.factor"))
+            if reserve_pool(self.s, old.pool_id, size, factor):
+                new.pool_id, new.state, new.path = old.pool_id, "Ready", None
+        self.s.add(new)
+        self.s.flush()
+        if new.path is None and new.pool_id is not None:
+            new.path = new.uuid
+        vm.template_id = target.id
+        vm.guest_os_id = target.guest_os_id or vm.guest_os_id
+        self.ctx.event("VM.RESTORE", f"Restoring VM {vm.uuid}", account_id=vm.account_id, domain_id=vm.domain_id,
+                       resource_type="VirtualMachine", resource_uuid=vm.uuid)
+        self.s.flush()
+        if was_running:
+            self.start(vm)
+        return vm
+
+    def assign(self, vm: VirtualMachine, account: Account, networks: list[Network]) -> VirtualMachine:
+        """Move a stopped VM (with its volumes) to another account (assignVirtualMachine)."""
+        if vm.state != "Stopped":
+            raise InvalidParameterValue(f"VM {vm.display_name or vm.name} must be stopped to move it to another account")
+        old_account = self.account(vm)
+        if old_account.id == account.id:
+            raise InvalidParameterValue(f"VM {vm.name} already belongs to account {account.name}")
+        volumes = list(self.s.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))))
+        storage = sum(v.size for v in volumes)
+        moved = [*self.vm_amounts(vm), (ResourceType.volume, len(volumes)), (ResourceType.primary_storage, storage)]
+        Limits(self.s).consume(account, moved)
+        Limits(self.s).release(old_account, moved)
+        vm.account_id, vm.domain_id = account.id, account.domain_id
+        for v in volumes:
+            v.account_id, v.domain_id = account.id, account.domain_id
+        nets = NetworkService(self.s)
+        zone = self.s.get(Zone, vm.zone_id)
+        assert zone is not None
+        old_nics = list(self.s.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))))
+        shared = all(self.s.get(Network, n.network_id).guest_type == "Shared" for n in old_nics)  # type: ignore[union-attr]
+        if not (zone.network_type == "Basic" or (shared and not networks)):
+            for nic in old_nics:
+                nets.release_nic(nic)
+            targets = networks or [nets.default_network(account, zone)]
+            for device, net in enumerate(targets):
+                if net.account_id != account.id and net.guest_type != "Shared":
+                    raise InvalidParameterValue(f"Network {net.name} does not belong to account {account.name}")
+                nets.add_nic(net, vm_id=vm.id, device_id=device, is_default=device == 0)
+        for model in (InstanceGroupVm, AffinityGroupVm, SecurityGroupVm):
+            self.s.execute(delete(model).where(model.vm_id == vm.id))
+        if zone.network_type == "Basic" or zone.security_group_enabled:
+            from overcast.engine.deploy import default_security_group
+
+            self.s.add(SecurityGroupVm(security_group_id=default_security_group(self.ctx, account).id, vm_id=vm.id))
+        self.ctx.event("VM.MOVE", f"Moving VM {vm.uuid} from account {old_account.name} to {account.name}",
+                       account_id=account.id, domain_id=account.domain_id, resource_type="VirtualMachine",
+                       resource_uuid=vm.uuid)
+        self.s.flush()
+        return vm
+
     # -- changes --------------------------------------------------------------------------------
     def reset_password(self, vm: VirtualMachine) -> str:
         template = self.s.get(Template, vm.template_id)

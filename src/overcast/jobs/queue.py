@@ -120,8 +120,13 @@ class JobQueue:
         while not self._stop.is_set():
             try:
                 job_id = self.claim()
-            except Exception:
-                logger.exception("Claiming a job failed")
+            except Exception as exc:
+                from overcast.db.retry import is_transient
+
+                if is_transient(exc):  # another node or worker took the same rows: just try again
+                    logger.debug("Claim conflicted with another claimer", exc_info=True)
+                else:
+                    logger.exception("Claiming a job failed")
                 job_id = None
             if job_id is None:
                 with self._wake:

@@ -154,7 +154,8 @@ class DeployVirtualMachine(Command):
                        "/Template passed to the call")
     account = Param(STRING, description="an optional account for the virtual machine. Must be used with"
                     " domainId.")
-    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId for the virtual machine."
+    domain = Param(UUID, "domainid", entity=Domain, acl=Access.LIST, description="an optional domainId for the"
+                   " virtual machine."
                    " If the account parameter is used, domainId must also be used. If account is NOT"
                    " provided then virtual machine will be assigned to the caller account and domain.")
     display_vm = Param(BOOLEAN, "displayvm", since="4.2", authorized=ADMINS, description="an optional field,"
@@ -537,6 +538,64 @@ class ResetPasswordForVirtualMachine(VmCommand):
         if self.password:
             self.id.password = self.password
         return vm_result(ctx, self.id, show_password=True)
+
+
+@api_command("restoreVirtualMachine", response=UserVmResponse, roles=ALL_ROLES, is_async=True, idempotent=False,
+             response_key="restorevmresponse", event_type="VM.RESTORE", since="3.0.0",
+             description="Restore a VM to original template/ISO or new template/ISO")
+class RestoreVirtualMachine(VmCommand):
+    vm = Param(UUID, "virtualmachineid", required=True, entity=VirtualMachine, acl=Access.OPERATE,
+               related=RELATED, description="Virtual Machine ID")
+    template = Param(UUID, "templateid", entity=Template, acl=Access.USE, since="4.4", description="an optional"
+                     " template Id to restore vm from the new template. This can be an ISO id in case of"
+                     " restore vm deployed using ISO")
+
+    def instance(self) -> tuple[str | None, str | None]:
+        return "VirtualMachine", self.vm.uuid
+
+    def execute(self, ctx: CallContext) -> Result:
+        if self.template is not None:
+            from overcast.engine.deploy import template_usable
+
+            if not template_usable(ctx, self.template, VmOps(ctx).account(self.vm)):
+                raise PermissionDenied(f"The owner of the VM can't use template {self.template.name}")
+        return vm_result(ctx, VmOps(ctx).restore(self.vm, self.template))
+
+    def recover(self, ctx: CallContext) -> None:
+        """Interrupted mid-restore: a VM left Stopping/Starting goes back to Stopped, capacity released."""
+        vm = self.vm
+        if vm.state in ("Starting", "Stopping"):
+            ops = VmOps(ctx)
+            ops._release_host_of(vm)
+            ctx.session.execute(VirtualMachine.__table__.update().where(VirtualMachine.id == vm.id)
+                                .values(state="Stopped", update_count=VirtualMachine.update_count + 1))
+
+
+@api_command("assignVirtualMachine", response=UserVmResponse, roles=ADMINS, event_type="VM.MOVE", since="3.0.0",
+             description="Change ownership of a VM from one account to another. This API is available for"
+             " Basic zones with security groups and Advanced zones with guest networks. A root"
+             " administrator can reassign a VM from any account to any other account in any domain. A domain"
+             " administrator can reassign a VM to any account in the same domain.")
+class AssignVirtualMachine(Command):
+    vm = Param(UUID, "virtualmachineid", required=True, entity=VirtualMachine, acl=Access.OPERATE,
+               related=RELATED, description="id of the VM to be moved")
+    account = Param(STRING, description="account name of the new VM owner.")
+    domain = Param(UUID, "domainid", entity=Domain, acl=Access.OPERATE, description="domain id of the new VM"
+                   " owner.")
+    network_ids = Param(LIST, "networkids", item_type=UUID, entity=Network, description="list of new network"
+                        " ids in which the moved VM will participate. In case no network ids are provided the VM"
+                        " will be part of the default network for that zone. In case there is no network yet, it"
+                        " will be created for the new account.")
+    security_group_ids = Param(LIST, "securitygroupids", item_type=UUID, description="list of security group ids"
+                               " to be applied on the virtual machine. In case no security groups are provided"
+                               " the VM is part of the default security group.")
+
+    def execute(self, ctx: CallContext) -> Result:
+        if not self.account:
+            raise InvalidParameterValue("Please pass account (and domainid) of the new owner")
+        dom = self.domain or ctx.session.get(Domain, ctx.me.domain_id)
+        new_owner = owner_account(ctx, self.account, dom)
+        return vm_result(ctx, VmOps(ctx).assign(self.vm, new_owner, list(self.network_ids or [])))
 
 
 class VmUserDataResponse(ResponseObject):
