@@ -48,13 +48,15 @@ def prepare_database(settings: ServerSettings) -> tuple[Any, tuple[str, str] | N
     from overcast.db.migrate import upgrade
     from overcast.services import Services
 
-    services = Services.build(settings)
-    upgrade(services.db.engine)
-    with services.db.writer.begin() as s:
-        keys = bootstrap(s)
-        from overcast.engine.catalog_seed import seed_catalog
+    from overcast.db.migrate import setup_lock
+    from overcast.engine.catalog_seed import seed_catalog
 
-        seed_catalog(s)  # idempotent: also fills in catalogues added by upgrades
+    services = Services.build(settings)
+    with setup_lock(services.db.engine):
+        upgrade(services.db.engine)
+        with services.db.writer.begin() as s:
+            keys = bootstrap(s)
+            seed_catalog(s)  # idempotent: also fills in catalogues added by upgrades
     return services, keys
 
 
