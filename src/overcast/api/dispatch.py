@@ -33,6 +33,7 @@ from overcast.errors import (
     Unauthorized,
     UnsupportedAction,
 )
+from overcast.events.recorder import JOB_START_EVENT
 from overcast.events.types import COMPLETED, SCHEDULED
 from overcast.jobs.queue import FAILED, SUCCEEDED, JobHooks
 from overcast.services import Services
@@ -181,6 +182,12 @@ class Dispatcher:
         mode = str(self.services.settings.get("api.sessionkey.check.locations"))
         if not self.services.auth.session_key_ok(key, request.cookies.get("sessionkey"),
                                                  req.values.get("sessionkey"), mode):
+            # A request with the session cookie but not its key may be a forged cross-site request:
+            # the session ends, as CloudStack invalidates it.
+            from overcast.db.models import Session as LoginSession
+
+            with self.services.db.writer.begin() as s:
+                s.execute(LoginSession.__table__.delete().where(LoginSession.id == sid))
             raise Unauthorized(UNAUTHORIZED_TEXT)
         return AuthOutcome(caller, via_session=True)
 
@@ -286,6 +293,7 @@ class Dispatcher:
                     if job is None or job.status != 0:
                         session.rollback()
                         return
+                    session.info[JOB_START_EVENT] = job.start_event_id  # events of the job continue it
                     cls, ctx, req = self._job_context(session, job)
                     cmd = cls(Binder(cls, ctx).bind(req))
                     body = body_of(cmd.execute(ctx), cls.response.object_name)
