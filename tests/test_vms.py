@@ -177,6 +177,9 @@ def test_restore_gives_a_new_root_volume(user: Tenant, sandbox: Sandbox, sandbox
                                      "WHERE v.uuid = :u AND vo.volume_type = 'ROOT' AND vo.removed IS NULL", u=vm["id"])
     restored = user.api.restoreVirtualMachine(virtualmachineid=vm["id"])["virtualmachine"]
     assert restored["state"] == "Running"
+    # a public template (owned by the system) may be named explicitly too
+    assert user.api.restoreVirtualMachine(virtualmachineid=vm["id"],
+                                          templateid=sandbox.template)["virtualmachine"]["templateid"] == sandbox.template
     after = db_rows(sandbox_server, "SELECT vo.uuid FROM volume vo JOIN vm_instance v ON v.id = vo.vm_id "
                                     "WHERE v.uuid = :u AND vo.volume_type = 'ROOT' AND vo.removed IS NULL", u=vm["id"])
     assert len(after) == 1 and after != before

@@ -13,13 +13,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from overcast.access.caller import Caller
 from overcast.access.roles import AccountType, RoleType
 from overcast.api.declare import Access
-from overcast.db.models import Account, Domain, Role, User
+from overcast.db.models import (
+    Account,
+    Domain,
+    LaunchPermission,
+    Template,
+    Network,
+    Nic,
+    Role,
+    SecurityGroup,
+    SecurityGroupRule,
+    User,
+    VirtualMachine,
+)
 from overcast.errors import PermissionDenied
 
 
@@ -56,10 +68,11 @@ class AccessChecker:
             if in_subtree(domain.path, caller.domain_path):
                 if self.role_type_of(account).rank <= caller.role_type.rank:
                     return
+        # Name the account by its id only: a caller holding a foreign uuid learns nothing more from it.
         raise PermissionDenied(
-            f"Account {caller.account_name} does not have permission to access account {account.name}"
+            f"Account {caller.account_name} does not have permission to access account id={account.uuid}"
             if access is not Access.LIST
-            else f"Caller cannot access account {account.name}",
+            else f"Caller cannot access account id={account.uuid}",
             uuids=[(account.uuid, "accountId")],
         )
 
@@ -71,7 +84,7 @@ class AccessChecker:
         if access is Access.LIST and domain.id == caller.domain_id:
             return
         raise PermissionDenied(
-            f"Caller does not have permission to operate on domain {domain.name}",
+            f"Caller does not have permission to operate on domain id={domain.uuid}",
             uuids=[(domain.uuid, "domainId")],
         )
 
@@ -83,6 +96,12 @@ class AccessChecker:
         if account is None:
             raise PermissionDenied("Owner account does not exist")
         self.check_account(caller, account, access)
+
+    def template_shared(self, caller: Caller, template: Template) -> bool:
+        if template.is_public:
+            return True
+        return self.session.scalar(select(LaunchPermission.id).where(
+            LaunchPermission.template_id == template.id, LaunchPermission.account_id == caller.account_id)) is not None
 
     def check(self, caller: Caller, row: Any, access: Access) -> None:
         if isinstance(row, Account):
@@ -96,8 +115,39 @@ class AccessChecker:
         elif isinstance(row, Role):
             if access is not Access.LIST and not caller.is_root_admin:
                 raise PermissionDenied("Only root admins may change roles")
+        elif isinstance(row, Template) and access is not Access.OPERATE and self.template_shared(caller, row):
+            return  # public templates and ISOs, and those shared with the caller, may be seen and used
+        elif isinstance(row, Network) and row.acl_type == "Domain":
+            self.check_domain_network(caller, row, access)
+        elif isinstance(row, Nic):  # a NIC is its VM's
+            vm_owner = self.session.scalar(select(VirtualMachine.account_id).where(VirtualMachine.id == row.vm_id))
+            self.check_owned(caller, vm_owner if vm_owner is not None else -1, access)
+        elif isinstance(row, SecurityGroupRule):  # a rule is its group's
+            sg_owner = self.session.scalar(select(SecurityGroup.account_id).where(
+                SecurityGroup.id == row.security_group_id))
+            self.check_owned(caller, sg_owner if sg_owner is not None else -1, access)
         elif hasattr(row, "account_id"):
             self.check_owned(caller, row.account_id, access)
+
+
+    def check_domain_network(self, caller: Caller, net: Network, access: Access) -> None:
+        """A shared network of a domain (and, with subdomain access, its subdomains; ROOT's is zone-wide):
+        its accounts may see and use it; admins of the domain (or above) may change it."""
+        if caller.is_root_admin:
+            return
+        domain = self.domain_of(net.domain_id)
+        if caller.is_domain_admin and in_subtree(domain.path, caller.domain_path):
+            return
+        if access is not Access.OPERATE and (
+                caller.domain_id == net.domain_id or (net.subdomain_access and in_subtree(caller.domain_path,
+                                                                                          domain.path))):
+            return
+        raise PermissionDenied(
+            f"Account {caller.account_name} does not have permission to operate on network id={net.uuid}"
+            if access is Access.OPERATE else
+            f"Account {caller.account_name} does not have permission to use network id={net.uuid}",
+            uuids=[(net.uuid, "networkId")],
+        )
 
 
 # -- list scoping ------------------------------------------------------------------------------
@@ -129,6 +179,10 @@ def scope_owned(
         return stmt.where(account_col == account.id)
     if caller.is_normal_user:
         return stmt.where(account_col == caller.account_id)
+    if not caller.is_root_admin:
+        # A domain admin's subtree holds accounts more privileged than it (a root admin's, in ROOT):
+        # their rows are out of its reach, as the accounts themselves are (CVE-2025-47849).
+        stmt = stmt.where(account_col.in_(select(Account.id).where(visible_accounts_clause(caller))))
     if domain is not None:
         if is_recursive or list_all:
             return stmt.where(domain_col.in_(select(Domain.id).where(Domain.path.startswith(domain.path))))
@@ -181,7 +235,6 @@ def visible_accounts_clause(caller: Caller) -> Any:
 
 __all__ = [
     "AccessChecker",
-    "false",
     "resolve_owner_filters",
     "scope_owned",
     "visible_accounts_clause",

@@ -145,6 +145,10 @@ class Identity:
                 f"{children} child domain(s) and {len(accounts)} account(s); use cleanup=true"
             )
         for account in accounts:
+            # The subtree may hold accounts more privileged than the caller: cleanup is no way around
+            # the check deleteAccount makes.
+            self.acl.check_account(caller, account, Access.OPERATE)
+        for account in accounts:
             self._remove_account(caller, account)
         now = utcnow()
         for d in self.s.scalars(select(Domain).where(Domain.id.in_(subtree))):
@@ -397,6 +401,13 @@ class Identity:
         except PermissionDenied:
             return False
         return True
+
+    @staticmethod
+    def sees_all_keys(caller: Caller) -> bool:
+        """True when :meth:`may_see_keys` holds for every user whatever its account (so a listing
+        needs no per-user check): a root admin that is not a normal user passes ``check_user`` at
+        once. Keep in step with ``check_user`` and ``AccessChecker.check_account``."""
+        return caller.is_root_admin and not caller.is_normal_user
 
     # -- roles -------------------------------------------------------------------------------
     def create_role(self, caller: Caller, *, name: str, role_type: RoleType | None, description: str | None,

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import collections
+import functools
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import aliased
 
 from overcast.access.acl import resolve_owner_filters, visible_accounts_clause
+from overcast.access.caller import Caller
+from overcast.access.identity import Identity
 from overcast.access.roles import ADMINS, ALL_ROLES
 from overcast.api.context import CallContext
 from overcast.api.declare import (
     BOOLEAN, INTEGER, LIST, MAP, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result,
     Success, SuccessResponse, api_command,
 )  # fmt: skip
-from overcast.api.listing import fetch_page, keyword_filter
+from overcast.api.listing import keyword_filter, page_bounds, page_total
 from overcast.api.responses.identity import AccountResponse, accounts_payload
 from overcast.db.models import Account, Domain, Role, User
 from overcast.errors import InvalidParameterValue
+
+#: Made once: building an alias costs more than the query that uses it.
+_ACCOUNT_DOMAIN = aliased(Domain, name="account_domain")
+_ACCOUNT_ROLE = aliased(Role, name="account_role")
+_ACCOUNT_USER = aliased(User, name="account_user")
 
 RELATED = ("createAccount", "disableAccount", "enableAccount", "lockAccount", "updateAccount", "listAccounts")
 
@@ -29,9 +40,10 @@ def account_result(ctx: CallContext, account: Account) -> ObjectResult:
 class ByIdOrName(Command):
     """Commands that name an account by ``id`` or by ``account`` + ``domainid``."""
 
-    id = Param(UUID, entity=Account, related=RELATED, description="Account id")
+    # Checked when bound, so an async command (disableAccount) is refused before it is queued.
+    id = Param(UUID, entity=Account, acl=Access.OPERATE, related=RELATED, description="Account id")
     account = Param(STRING, description="Account name")
-    domain = Param(UUID, "domainid", entity=Domain, description="Domain ID of the account")
+    domain = Param(UUID, "domainid", entity=Domain, acl=Access.OPERATE, description="Domain ID of the account")
 
     def target(self, ctx: CallContext) -> Account:
         if self.id is not None:
@@ -147,11 +159,12 @@ class EnableAccount(ByIdOrName):
              " DisableAccount instead")
 class LockAccount(Command):
     account = Param(STRING, required=True, description="Locks the specified account.")
-    domain = Param(UUID, "domainid", required=True, entity=Domain, description="Locks the specified"
-                   " account on this domain.")
+    domain = Param(UUID, "domainid", required=True, entity=Domain, acl=Access.OPERATE,
+                   description="Locks the specified account on this domain.")
 
     def execute(self, ctx: CallContext) -> Result:
-        target = ByIdOrName({"account": self.account, "domain": self.domain}).target(ctx)
+        # A declared subclass: ByIdOrName itself has no params, so constructing it raised AttributeError.
+        target = EnableAccount({"account": self.account, "domain": self.domain}).target(ctx)
         return account_result(ctx, ctx.services.identity(ctx).set_account_state(ctx.me, target, "locked"))
 
 
@@ -176,32 +189,125 @@ class ListAccounts(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         me = ctx.me
-        stmt = select(Account).where(Account.removed.is_(None)).order_by(Account.id)
-        visible = visible_accounts_clause(me)
-        if visible is not None:
-            stmt = stmt.where(visible)
         domain, _ = resolve_owner_filters(ctx.acl, me, domain=self.domain, account_name=None)
-        if self.id is not None:
-            stmt = stmt.where(Account.id == self.id.id)
-        elif me.is_admin:
-            scope = domain or ctx.session.get(Domain, me.domain_id)
-            if self.is_recursive or self.list_all:
-                stmt = stmt.where(Account.domain_id.in_(
-                    select(Domain.id).where(Domain.path.startswith(scope.path))))
-            else:
-                stmt = stmt.where(Account.domain_id == scope.id)
-        if self.name:
-            stmt = stmt.where(Account.name == self.name)
-        if self.account_type is not None:
-            stmt = stmt.where(Account.account_type == self.account_type)
-        if self.state:
-            stmt = stmt.where(Account.state == self.state.lower())
-        kw = keyword_filter(self.keyword, Account.name)
-        if kw is not None:
-            stmt = stmt.where(kw)
-        rows, count = fetch_page(ctx, stmt, self)
+        scope = None
+        if self.id is None and me.is_admin:
+            # The caller's own domain is known from its credentials: no query for it.
+            scope = (domain.id, domain.path) if domain is not None else (me.domain_id, me.domain_path)
+        offset, limit = page_bounds(ctx, self.page, self.page_size)
+        # A caller that may see every user's keys needs no access check per user, so the page is read
+        # as plain rows, without building ORM objects (half the query's cost); others get the ORM
+        # rows the checks look up.
+        plain = Identity.sees_all_keys(me)
+        paged, stmt = _accounts_page(
+            plain, me, self.id.id if self.id is not None else None, scope,
+            bool(self.is_recursive or self.list_all), self.name or None, self.account_type, self.state or None,
+            self.keyword or None, offset, limit)
+        accounts: list[Any] = []
+        domains: dict[int, Any] = {}
+        roles: dict[int, Any] = {}
+        users: dict[int, list[Any]] = {}
+        result = ctx.session.connection().execute(paged) if plain else ctx.session.execute(paged)
+        for account, dom, role, user in (_plain_rows(result) if plain else result):  # an account per user
+            if account.id not in users:
+                accounts.append(account)
+                users[account.id] = []
+                if dom is not None:
+                    domains[dom.id] = dom
+                if role is not None:
+                    roles[role.id] = role
+            if user is not None:
+                users[account.id].append(user)
+        count = page_total(ctx, stmt, len(accounts), offset, limit)
         ident = ctx.services.identity(ctx)
-        return ListResult(accounts_payload(ctx.session, rows, lambda u: ident.may_see_keys(me, u)), count)
+        may_see_keys = (lambda u: True) if plain else (lambda u: ident.may_see_keys(me, u))
+        return ListResult(accounts_payload(ctx.session, accounts, may_see_keys, domains=domains, roles=roles,
+                                           users=users), count)
+
+
+@functools.lru_cache(maxsize=256)
+def _accounts_page(plain: bool, me: Caller, account_id: int | None, scope: tuple[int, str] | None,
+                   subtree: bool, name: str | None, account_type: int | None, state: str | None,
+                   keyword: str | None, offset: int, limit: int | None) -> tuple[Select[Any], Select[Any]]:
+    """listAccounts' queries: the page (its accounts, each with its domain, role and users, in one
+    query: ORM objects, or with ``plain`` columns for :func:`_plain_rows`) and the filtered accounts
+    (for the count).
+
+    A pure function of its arguments, kept: a repeated listing reuses the statements, skipping their
+    construction and SQLAlchemy's cache key, which cost more than running them.
+    """
+    stmt = select(Account).where(Account.removed.is_(None)).order_by(Account.id)
+    visible = visible_accounts_clause(me)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    if account_id is not None:
+        stmt = stmt.where(Account.id == account_id)
+    elif scope is not None:
+        scope_id, scope_path = scope
+        if subtree:
+            stmt = stmt.where(Account.domain_id.in_(select(Domain.id).where(Domain.path.startswith(scope_path))))
+        else:
+            stmt = stmt.where(Account.domain_id == scope_id)
+    if name:
+        stmt = stmt.where(Account.name == name)
+    if account_type is not None:
+        stmt = stmt.where(Account.account_type == account_type)
+    if state:
+        stmt = stmt.where(Account.state == state.lower())
+    kw = keyword_filter(keyword, Account.name)
+    if kw is not None:
+        stmt = stmt.where(kw)
+    page = stmt.offset(offset)
+    if limit is not None:
+        page = page.limit(limit)
+    if plain:
+        a, d, r, u = page.subquery("account_page"), _PLAIN_DOMAIN, _PLAIN_ROLE, _PLAIN_USER
+        paged = (select(*(a.c[c] for c in _ROW_COLUMNS[Account]), *(d.c[c] for c in _ROW_COLUMNS[Domain]),
+                        *(r.c[c] for c in _ROW_COLUMNS[Role]), *(u.c[c] for c in _ROW_COLUMNS[User]))
+                 .select_from(a)
+                 .outerjoin(d, d.c.id == a.c.domain_id)
+                 .outerjoin(r, r.c.id == a.c.role_id)
+                 .outerjoin(u, (u.c.account_id == a.c.id) & u.c.removed.is_(None))
+                 .order_by(a.c.id, u.c.id))
+        return paged, stmt
+    account = aliased(Account, page.subquery("account_page"))
+    # Aliases: the filters' subqueries on domain and role must not correlate with these joins.
+    dom, role, user = _ACCOUNT_DOMAIN, _ACCOUNT_ROLE, _ACCOUNT_USER
+    paged = (select(account, dom, role, user)
+             .outerjoin(dom, dom.id == account.domain_id)
+             .outerjoin(role, role.id == account.role_id)
+             .outerjoin(user, (user.account_id == account.id) & user.removed.is_(None))
+             .order_by(account.id, user.id))
+    return paged, stmt
+
+
+def _row_type(model: Any) -> tuple[Any, tuple[str, ...]]:
+    """A named tuple with ``model``'s attribute names (read like its ORM objects), and its columns."""
+    attrs = [(prop.key, prop.columns[0].name) for prop in model.__mapper__.column_attrs]
+    return collections.namedtuple(f"{model.__name__}Row", [k for k, _ in attrs]), tuple(c for _, c in attrs)
+
+
+_ROW_TYPES: dict[Any, Any] = {}
+_ROW_COLUMNS: dict[Any, tuple[str, ...]] = {}
+for _model in (Account, Domain, Role, User):
+    _ROW_TYPES[_model], _ROW_COLUMNS[_model] = _row_type(_model)
+_PLAIN_DOMAIN = Domain.__table__.alias("account_domain")
+_PLAIN_ROLE = Role.__table__.alias("account_role")
+_PLAIN_USER = User.__table__.alias("account_user")
+
+
+def _plain_rows(result: Any) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """(account, domain, role, user) of each row of a ``plain`` page query, as named tuples (None for
+    an outer join that found nothing)."""
+    parts = []
+    start = 0
+    for model in (Account, Domain, Role, User):
+        end = start + len(_ROW_COLUMNS[model])
+        parts.append((_ROW_TYPES[model]._make, start, end, start + _ROW_COLUMNS[model].index("id")))
+        start = end
+    for row in result:
+        yield tuple(make(row[i:j]) if row[k] is not None else None  # type: ignore[return-value]
+                    for make, i, j, k in parts)
 
 
 def users_of(ctx: CallContext, users: list[User]) -> list[dict[str, Any]]:

@@ -141,7 +141,12 @@ class _EventSelection(Command):
             if end.hour == end.minute == end.second == 0:
                 end = end + timedelta(days=1)
             stmt = stmt.where(Event.created < end)
-        return list(ctx.session.scalars(stmt))
+        found = list(ctx.session.scalars(stmt))
+        if self.ids and len(found) < len(set(self.ids)):
+            # All or nothing, as CloudStack: an id out of the caller's reach (or unknown) fails the call.
+            raise InvalidParameterValue("Unable to archive or delete events: one or more ids is invalid or"
+                                        " not accessible")
+        return found
 
 
 @api_command("archiveEvents", response=SuccessResponse, roles=ALL_ROLES,

@@ -33,8 +33,8 @@ def user_param(description: str, *, acl: Access | None = Access.OPERATE) -> Para
 class CreateUser(UserFields):
     account = Param(STRING, required=True, description="Creates the user under the specified account. If"
                     " no account is specified, the username will be used as the account name.")
-    domain = Param(UUID, "domainid", entity=Domain, description="Creates the user under the specified"
-                   " domain. Has to be accompanied with the account parameter")
+    domain = Param(UUID, "domainid", entity=Domain, acl=Access.OPERATE, description="Creates the user under"
+                   " the specified domain. Has to be accompanied with the account parameter")
 
     def execute(self, ctx: CallContext) -> Result:
         domain = self.domain or ctx.session.get(Domain, ctx.me.domain_id)
