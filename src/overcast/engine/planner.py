@@ -134,9 +134,15 @@ class Planner:
 
     def pool_for(self, host: Host, req: Requirements, plan: Plan) -> StoragePool | None | bool:
         """The pool new volumes go to (reserved), None when nothing needs placing, False if none fits."""
-        if plan.pool_id is not None or req.storage_bytes <= 0:
+        if req.storage_bytes <= 0:
             return None
         factor = float(self.settings.get("storage.overprovisioning.factor"))
+        if plan.pool_id is not None:
+            # The VM's other disks already live there: new ones go to the same pool (reserved too).
+            pool = self.s.get(StoragePool, plan.pool_id)
+            if pool is not None and reserve_pool(self.s, pool.id, req.storage_bytes, factor):
+                return pool
+            return False
         stmt = select(StoragePool).where(
             StoragePool.zone_id == host.zone_id, StoragePool.removed.is_(None), StoragePool.status == "Up",
             ((StoragePool.scope == "CLUSTER") & (StoragePool.cluster_id == host.cluster_id))

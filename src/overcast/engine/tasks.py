@@ -87,3 +87,14 @@ def register_tasks(services: Services) -> None:
     sched = services.scheduler
     sched.add("vm.expunge", lambda: float(services.settings.get("expunge.interval")),
               lambda: expunge_destroyed_vms(services))
+    from overcast.engine.snapshots import take_scheduled_snapshots
+    from overcast.engine.volumes import expunge_destroyed_volumes
+
+    sched.add("snapshot.policies", lambda: float(services.settings.get("snapshot.poll.interval")),
+              lambda: take_scheduled_snapshots(services))
+    sched.add("volume.expunge", lambda: float(services.settings.get("storage.cleanup.interval")),
+              lambda: expunge_destroyed_volumes(services))
+    from overcast.engine.hosts import check_hosts
+
+    sched.add("host.ping", lambda: float(services.settings.get("ping.interval")),
+              lambda: check_hosts(services))
