@@ -65,6 +65,8 @@ def prepare_database(settings: ServerSettings) -> tuple[Any, tuple[str, str] | N
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 8080).")
 @click.option("--workers", "job_workers", type=int, help="Async job worker threads (0: API only).")
+@click.option("--processes", type=int, help="Server processes sharing the port (default 1); the first"
+              " runs the job workers.")
 @click.option("--node-name", help="Name of this node among several sharing a database.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
 @click.option("--sandbox", is_flag=True, help="Seed the simulator sandbox zones and print the admin keys.")
@@ -89,13 +91,131 @@ def serve(sandbox: bool, **kwargs: Any) -> None:
         click.echo("Admin API key:    " + keys[0], err=True)
         click.echo("Admin secret key: " + keys[1], err=True)
         click.echo("(shown once; `overcast admin keys` prints them again)", err=True)
+    if settings.processes > 1:
+        _serve_processes(settings, services)
+        return
     app = create_app(services)
     click.echo(f"Overcast {__version__} listening on http://{settings.host}:{settings.port}/client/api",
                err=True)
-    # proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from loopback peers; the
-    # client address is decided by our own proxy.* settings only (CVE-2024-29006).
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                lifespan="on", proxy_headers=False, server_header=False)
+    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+
+
+# proxy_headers off: uvicorn would otherwise trust X-Forwarded-For from loopback peers; the client
+# address is decided by our own proxy.* settings only (CVE-2024-29006).
+UVICORN_OPTIONS: dict[str, Any] = dict(log_level="warning", access_log=False, lifespan="on", proxy_headers=False,
+                                       server_header=False)
+
+
+def _listening_sockets(host: str, port: int, count: int) -> list[Any]:
+    """``count`` listening sockets on one address, with SO_REUSEPORT: the kernel spreads new
+    connections evenly over them (one shared socket would leave most keep-alive connections with
+    whichever process happened to accept first). The address is first bound without SO_REUSEPORT,
+    so a port another server holds is refused as usual instead of shared with it."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+        sockets = []
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port if not sockets else sockets[0].getsockname()[1]))
+            sock.listen(2048)
+            sockets.append(sock)
+    except OSError as exc:
+        raise click.ClickException(f"can't listen on {host}:{port}: {exc}") from None
+    return sockets
+
+
+def _serve_processes(settings: ServerSettings, services: Any) -> None:
+    """``serve --processes N``: N processes forked once the database is ready, each accepting on its
+    own socket of the port (SO_REUSEPORT). The first runs the job workers, heartbeats and periodic tasks; the others
+    answer the API only (a job they queue waits for the first's next poll, at most half a second).
+    Each process caches credentials and settings as a node of a cluster does (see ``Authenticator``).
+    SIGTERM or SIGINT stops them all; if one exits by itself the others are stopped and the exit
+    status is 1.
+    """
+    import os
+    import signal
+    import threading
+
+    import uvicorn
+
+    from overcast.api.app import create_app
+    from overcast.api.commands import load_all
+    from overcast.services import Services
+
+    if not hasattr(os, "fork"):
+        raise click.ClickException("--processes needs a system with fork()")
+    log = logging.getLogger("overcast.cli")
+    services.close()  # nothing may cross the fork: no threads, no open database connections
+    if threading.active_count() > 1:
+        raise click.ClickException(f"threads still running before fork: {threading.enumerate()}")
+    load_all()  # imported once, shared by the children
+    sockets = _listening_sockets(settings.host, settings.port, settings.processes)
+    click.echo(f"Overcast {__version__} listening on http://{settings.host}:{settings.port}/client/api"
+               f" ({settings.processes} processes)", err=True)
+    sys.stderr.flush()
+    children: dict[int, int] = {}
+    stopping = False
+
+    def stop(signum: int | None = None, frame: Any = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(settings.processes):
+        if stopping:
+            break
+        pid = os.fork()
+        if pid == 0:  # a server process: uvicorn handles its signals (and re-raises them when done)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            code = 0
+            try:
+                app = create_app(Services.build(settings), start_workers=index == 0)
+                for other in sockets[:index] + sockets[index + 1:]:
+                    other.close()  # the kernel routes connections only to sockets someone accepts on
+                uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sockets[index]])
+            except KeyboardInterrupt:
+                pass
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                log.exception("Server process %d failed", index)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = index
+    for sock in sockets:
+        sock.close()  # the children hold them
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        index = children.pop(pid, -1)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if not stopping:
+            log.error("Server process %d exited with %d; stopping the others", index, code)
+            status = 1
+            stop()
+        elif code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            status = 1
+    sys.exit(status)
 
 
 def _seed_sandbox(services: Any, settings: ServerSettings) -> None:
@@ -154,6 +274,61 @@ def admin_keys_cmd(**kwargs: Any) -> None:
     if not api_key:
         raise click.ClickException("The admin user has no API keys; call registerUserKeys for it.")
     click.echo(f"apikey={api_key}\nsecretkey={secret}")
+
+
+@main.command("deploy-datacenter")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", help="API endpoint (default: the local server's, from its settings). The file's"
+              " mgtSvr section is not used: it names CloudStack's unauthenticated port 8096.")
+@click.option("--apikey", help="API key of a root admin.")
+@click.option("--secretkey", help="Secret key of that API key.")
+@server_options
+def deploy_datacenter(config_file: str, url: str | None, apikey: str | None, secretkey: str | None,
+                      **kwargs: Any) -> None:
+    """Create the zones of a Marvin configuration file (advanced.cfg, basic.cfg) through the API.
+
+    Keys come from --apikey/--secretkey, or from the admin user of the server's database (--data-dir,
+    --db, --config)."""
+    import json
+
+    from overcast.cli.deploy import ApiClient, ApiError, DataCenterDeployer
+
+    try:
+        with open(config_file, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except ValueError as exc:
+        raise click.ClickException(f"{config_file} is not valid JSON: {exc}") from exc
+    if bool(apikey) != bool(secretkey):
+        raise click.UsageError("Pass both --apikey and --secretkey, or neither.")
+    settings = None
+    if not apikey:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from overcast.access.bootstrap import admin_keys
+        from overcast.db.session import Database
+
+        settings = _settings(kwargs)
+        database = Database(settings.database_url)
+        try:
+            with database.reader() as s:
+                apikey, secretkey = admin_keys(s)
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"Cannot read the admin keys from {settings.database_url}: {exc}") from exc
+        finally:
+            database.dispose()
+        if not apikey or not secretkey:
+            raise click.ClickException("The admin user has no API keys; pass --apikey and --secretkey.")
+    if url is None:
+        settings = settings or _settings(kwargs)
+        url = f"http://{settings.host}:{settings.port}/client/api"
+    client = ApiClient(url, apikey, secretkey or "")
+    try:
+        created = DataCenterDeployer(client, config, echo=click.echo, supports=client.supports).deploy()
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        client.close()
+    click.echo("Deployed: " + ", ".join(f"{len(v)} {k}" for k, v in created.items()))
 
 
 @main.group()
