@@ -19,7 +19,6 @@ from overcast.db.models import (
     InstanceGroup,
     InstanceGroupVm,
     LaunchPermission,
-    Network,
     SecurityGroup,
     SecurityGroupVm,
     ServiceOffering,
@@ -33,6 +32,7 @@ from overcast.db.models import (
 from overcast.engine.context import EngineContext
 from overcast.engine.limits import GIB, Limits, ResourceType
 from overcast.engine.networks import NetworkService
+from overcast.engine.offerings import check_offering_scope
 from overcast.engine.vms import NetworkRequest, new_password, shape
 from overcast.errors import InvalidParameterValue, PermissionDenied, ResourceUnavailable
 
@@ -91,13 +91,21 @@ def allocate(ctx: EngineContext, req: DeployRequest) -> VirtualMachine:
         raise PermissionDenied(f"Cannot perform this operation, Zone {zone.name} is currently disabled")
     if offering.state != "Active" or offering.removed is not None or offering.is_system:
         raise InvalidParameterValue(f"Service offering {offering.name} can't be used for deployments")
+    check_offering_scope(ctx, offering, account, zone, "Service offering", "serviceofferingid")
+    if req.disk_offering is not None:
+        check_offering_scope(ctx, req.disk_offering, account, zone, "Disk offering", "diskofferingid")
+    # Usability first, and by id: a private template's name is its owner's to know.
+    if not template_usable(ctx, template, account):
+        raise PermissionDenied(f"Account {account.name} can't use template id={template.uuid}",
+                               uuids=[(template.uuid, "templateId")])
     if template.removed is not None or template.state != "Active":
         raise InvalidParameterValue(f"Template {template.name} is not active")
-    if not template_usable(ctx, template, account):
-        raise PermissionDenied(f"Account {account.name} can't use template {template.name}",
-                               uuids=[(template.uuid, "templateId")])
     if template.format == "ISO" and not template.bootable:
         raise InvalidParameterValue(f"ISO {template.name} is not bootable")
+    from_iso = template.format == "ISO"
+    if from_iso and req.disk_offering is None:
+        raise InvalidParameterValue("Installing from ISO requires a disk offering to be specified for the root disk."
+                                    " (parameter diskofferingid)")
     ready = s.scalar(select(TemplateZone.id).where(
         TemplateZone.template_id == template.id, TemplateZone.state == "Ready", TemplateZone.removed.is_(None),
         (TemplateZone.zone_id == zone.id)))
@@ -150,7 +158,9 @@ def allocate(ctx: EngineContext, req: DeployRequest) -> VirtualMachine:
             data_size = req.size_gb * GIB
         else:
             data_size = do.disk_size
-    volumes = 1 + (1 if req.disk_offering is not None else 0)
+    if from_iso:  # the disk offering is the root disk's: a blank disk the ISO installs on
+        root_size, data_size = data_size, 0
+    volumes = 1 + (1 if req.disk_offering is not None and not from_iso else 0)
     Limits(s).consume(account, [
         (ResourceType.user_vm, 1), (ResourceType.cpu, cpu), (ResourceType.memory, memory),
         (ResourceType.volume, volumes), (ResourceType.primary_storage, root_size + data_size),
@@ -189,13 +199,13 @@ def allocate(ctx: EngineContext, req: DeployRequest) -> VirtualMachine:
     if template.password_enabled:
         vm.password = req.password or new_password()
 
-    disk_offering_of_root = s.get(DiskOffering, offering.disk_offering_id)
+    disk_offering_of_root = req.disk_offering if from_iso else s.get(DiskOffering, offering.disk_offering_id)
     s.add(Volume(name=f"ROOT-{vm.id}", account_id=account.id, domain_id=account.domain_id, zone_id=zone.id,
                  vm_id=vm.id, device_id=0, volume_type="ROOT", state="Allocated", size=root_size,
                  disk_offering_id=disk_offering_of_root.id if disk_offering_of_root else None,
                  template_id=template.id if template.format != "ISO" else None,
                  format=template.format if template.format != "ISO" else "QCOW2"))
-    if req.disk_offering is not None:
+    if req.disk_offering is not None and not from_iso:
         s.add(Volume(name=f"DATA-{vm.id}", account_id=account.id, domain_id=account.domain_id, zone_id=zone.id,
                      vm_id=vm.id, device_id=1, volume_type="DATADISK", state="Allocated", size=data_size,
                      disk_offering_id=req.disk_offering.id, format="QCOW2"))
@@ -223,14 +233,9 @@ def allocate(ctx: EngineContext, req: DeployRequest) -> VirtualMachine:
 
 
 def default_security_group(ctx: EngineContext, account: Account) -> SecurityGroup:
-    s = ctx.session
-    sg = s.scalar(select(SecurityGroup).where(SecurityGroup.account_id == account.id, SecurityGroup.name == "default"))
-    if sg is None:
-        sg = SecurityGroup(name="default", description="Default Security Group", account_id=account.id,
-                           domain_id=account.domain_id)
-        s.add(sg)
-        s.flush()
-    return sg
+    from overcast.engine.securitygroups import default_security_group as default_group
+
+    return default_group(ctx, account)
 
 
 def add_to_group(ctx: EngineContext, vm: VirtualMachine, name: str) -> InstanceGroup:

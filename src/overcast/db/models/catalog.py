@@ -66,6 +66,8 @@ class ServiceOffering(Base):
     network_rate: Mapped[int | None] = mapped_column(Integer)
     deployment_planner: Mapped[str | None] = mapped_column(String(255))
     dynamic_scaling_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: A volatile VM gets a fresh root disk from its template on every reboot.
+    is_volatile: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The disk offering of the root disk (storage type, tags, size).
     disk_offering_id: Mapped[int] = mapped_column(ForeignKey("disk_offering.id"))
     #: bytes; 0: the template's size
@@ -192,6 +194,7 @@ class Template(Base):
     details: Mapped[str | None] = mapped_column(Text)
     userdata_id: Mapped[int | None] = mapped_column(BigId)
     userdata_policy: Mapped[str | None] = mapped_column(String(32))
+    sort_key: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
 
