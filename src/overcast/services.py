@@ -16,10 +16,13 @@ from overcast.events.bus import EventBus
 from overcast.events.recorder import EventRecorder
 from overcast.jobs.scheduler import Scheduler
 from overcast.plugins.hypervisor import HypervisorDriver
+from overcast.plugins.network import NetworkElement
 from overcast.plugins.registry import PluginRegistry
 
 #: Hypervisor drivers by name, from the ``overcast.hypervisors`` entry points.
 HYPERVISORS: PluginRegistry[HypervisorDriver] = PluginRegistry("overcast.hypervisors", HypervisorDriver)
+#: Network elements by provider name (lower case), from the ``overcast.network.elements`` entry points.
+NETWORK_ELEMENTS: PluginRegistry[NetworkElement] = PluginRegistry("overcast.network.elements", NetworkElement)
 
 if TYPE_CHECKING:
     from overcast.api.context import CallContext
@@ -41,6 +44,7 @@ class Services:
     jobs: JobQueue = field(init=False)
     scheduler: Scheduler = field(init=False)
     _drivers: dict[str, HypervisorDriver] = field(init=False, default_factory=dict)
+    _elements: dict[str, NetworkElement] = field(init=False, default_factory=dict)
 
     @classmethod
     def build(cls, config: ServerSettings) -> Services:
@@ -81,6 +85,22 @@ class Services:
                 raise ResourceUnavailable(f"No driver for hypervisor {hypervisor_type}: {exc}") from exc
             self._drivers[key] = driver
         return driver
+
+    def network_element(self, provider: str) -> NetworkElement:
+        """The element instance of a network service provider ("VirtualRouter"), one per process."""
+        key = provider.lower()
+        element = self._elements.get(key)
+        if element is None:
+            from overcast.plugins.registry import PluginLoadError, PluginNotFound
+
+            try:
+                element = NETWORK_ELEMENTS.get(key)()
+            except (PluginNotFound, PluginLoadError) as exc:
+                from overcast.errors import ResourceUnavailable
+
+                raise ResourceUnavailable(f"No network element for provider {provider}: {exc}") from exc
+            element = self._elements.setdefault(key, element)
+        return element
 
     def identity(self, ctx: CallContext) -> Identity:
         return Identity(ctx.session, self.events)

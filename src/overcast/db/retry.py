@@ -24,6 +24,19 @@ _PG_STATES = {"40P01", "40001"}
 
 
 def is_transient(exc: BaseException) -> bool:
+    # A deadlock inside a savepoint rolls MariaDB's whole transaction back, and the ROLLBACK TO SAVEPOINT
+    # that follows fails ("SAVEPOINT ... does not exist"): the deadlock is that error's context.
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            break
+        if _transient(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _transient(exc: BaseException) -> bool:
     if not isinstance(exc, DBAPIError):
         return False
     orig = exc.orig

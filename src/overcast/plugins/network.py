@@ -3,7 +3,8 @@
 Elements are told when a network is implemented (its first VM starts), when a NIC joins or leaves,
 and when the network shuts down. Firewall, NAT, port forwarding and load-balancing rules will reach
 elements through ``apply_rules``; the built-in virtual router element of the simulated cloud records
-state only. Contract: every call is idempotent; a failure raises :class:`NetworkElementError`.
+state only. Contract: every call is idempotent; a failure raises :class:`NetworkElementError`; elements
+hold no database session (the engine calls them between transactions, like hypervisor drivers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,19 @@ from typing import ClassVar
 
 class NetworkElementError(Exception):
     pass
+
+
+#: The kinds of rules :meth:`NetworkElement.apply_rules` receives, and the network service (as named in
+#: network offerings) whose provider gets them. Firewall, NAT, port forwarding and load balancing
+#: commands add their kinds here; the engine routes a kind to the providers of its service.
+RULE_KINDS: dict[str, str] = {
+    "securitygroup": "SecurityGroup",
+    "firewall": "Firewall",
+    "egressfirewall": "Firewall",
+    "portforwarding": "PortForwarding",
+    "staticnat": "StaticNat",
+    "lb": "Lb",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,7 @@ class VirtualRouterElement(NetworkElement):
     def __init__(self) -> None:
         self.networks: set[str] = set()
         self.nics: dict[str, set[str]] = {}
+        self.rules: dict[tuple[str, str], list[dict[str, object]]] = {}
 
     def implement(self, network: NetworkRef, source_nat_ip: str | None) -> None:
         self.networks.add(network.uuid)
@@ -82,9 +97,11 @@ class VirtualRouterElement(NetworkElement):
     def shutdown(self, network: NetworkRef) -> None:
         self.networks.discard(network.uuid)
         self.nics.pop(network.uuid, None)
+        for key in [k for k in self.rules if k[0] == network.uuid]:
+            del self.rules[key]
 
     def apply_rules(self, network: NetworkRef, kind: str, rules: list[dict[str, object]]) -> None:
-        return None
+        self.rules[(network.uuid, kind)] = list(rules)
 
 
 class SecurityGroupElement(NetworkElement):
