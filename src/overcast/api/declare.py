@@ -96,6 +96,9 @@ class Param:
     choices: tuple[str, ...] | None = None
     #: API names that return the referenced entity; listApis ``related``.
     related: tuple[str, ...] = ()
+    #: A UUID parameter that takes CloudStack's ``-1`` ("all zones", "all projects"); elsewhere ``-1`` is
+    #: refused like any unknown id. Set through ``Command.all_marker``; ``projectid`` always takes it.
+    all_marker: bool = False
     attr: str = ""
 
     def named(self, attr: str) -> Param:
@@ -208,8 +211,12 @@ class Command:
     idempotent: ClassVar[bool] = False
     #: Module path of the command class as CloudStack names it in ``cmd`` of job responses.
     requires_auth: ClassVar[bool] = True
-    #: Runs on a read-only session (no write lock on SQLite). Lists are read-only.
+    #: Runs on a read-only session (no write lock on SQLite). Lists are read-only. On SQLite such a
+    #: command signed with a key runs on the event loop (``inline_reads``): it must wait on nothing but
+    #: the database (no driver or network call), or it holds up every other request meanwhile.
     read_only: ClassVar[bool] = False
+    #: Wire names of the UUID parameters that accept ``-1`` meaning "all" (``zoneid`` of registerTemplate).
+    all_marker: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         for p in self.params.values():
@@ -307,6 +314,8 @@ def api_command(
                     extra[attr] = value
         for attr, p in extra.items():
             p = p.named(attr)
+            if p.name in cls.all_marker or p.name == "projectid":
+                p = dataclasses.replace(p, all_marker=True)
             params[p.name] = p
         if is_async:
             cj = Param(STRING, "customjobid", description=(

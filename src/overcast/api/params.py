@@ -196,7 +196,9 @@ class Binder:
     def resolve(self, p: Param, raw: str) -> Any:
         """A UUID to its row (when the parameter names an entity), access-checked per ``acl``."""
         if raw == "-1":
-            return -1  # CloudStack's "all" marker (projectid=-1)
+            if p.all_marker:
+                return -1  # CloudStack's "all" marker (projectid=-1, zoneid=-1 for templates)
+            raise self.entity_error(p, raw)
         if not _UUID.match(raw):
             raise self.entity_error(p, raw)
         value = raw.lower()
