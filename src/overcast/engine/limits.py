@@ -12,11 +12,10 @@ import enum
 from collections.abc import Iterable
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from overcast.access.roles import AccountType
-from overcast.db.models import Account, Domain, ResourceCount, ResourceLimit
+from overcast.access.roles import AccountType, RoleType
+from overcast.db.models import Account, Domain, ResourceCount, ResourceLimit, Role, resource_owner_key
 from overcast.errors import AccountLimitExceeded
 
 
@@ -57,12 +56,26 @@ GIB = 1024**3
 class Limits:
     def __init__(self, session: Session) -> None:
         self.s = session
+        self._root_admins: dict[int, bool] = {}
 
     # -- limits --------------------------------------------------------------------------------
+    def is_root_admin(self, account: Account) -> bool:
+        """CloudStack places no limits on root admin accounts (domain admins get the defaults)."""
+        known = self._root_admins.get(account.id)
+        if known is None:
+            role_type = None
+            if account.role_id is not None:
+                role_type = self.s.scalar(select(Role.role_type).where(Role.id == account.role_id))
+            if role_type is not None:
+                known = role_type == RoleType.ADMIN.value
+            else:
+                known = account.account_type in (AccountType.ADMIN, AccountType.READ_ONLY_ADMIN)
+            self._root_admins[account.id] = known
+        return known
+
     def limit_for_account(self, account: Account, rtype: ResourceType) -> int:
-        if account.account_type in (AccountType.ADMIN, AccountType.DOMAIN_ADMIN, AccountType.RESOURCE_DOMAIN_ADMIN):
-            row = self._limit_row(rtype, account_id=account.id)
-            return row.max if row is not None else -1
+        if self.is_root_admin(account):
+            return -1
         row = self._limit_row(rtype, account_id=account.id)
         return row.max if row is not None else ACCOUNT_DEFAULTS[rtype]
 
@@ -75,39 +88,54 @@ class Limits:
     def _limit_row(self, rtype: ResourceType, *, account_id: int | None = None,
                    domain_id: int | None = None) -> ResourceLimit | None:
         return self.s.scalar(select(ResourceLimit).where(
-            ResourceLimit.resource_type == rtype.name, ResourceLimit.account_id.is_(account_id)
-            if account_id is None else ResourceLimit.account_id == account_id,
-            ResourceLimit.domain_id.is_(None) if domain_id is None else ResourceLimit.domain_id == domain_id))
+            ResourceLimit.resource_type == rtype.name,
+            ResourceLimit.owner_key == resource_owner_key(account_id, domain_id)))
 
     def set_limit(self, rtype: ResourceType, value: int, *, account_id: int | None = None,
                   domain_id: int | None = None) -> None:
-        row = self._limit_row(rtype, account_id=account_id, domain_id=domain_id)
-        if row is None:
-            self.s.add(ResourceLimit(resource_type=rtype.name, account_id=account_id, domain_id=domain_id, max=value))
-        else:
-            row.max = value
         self.s.flush()
+        self._upsert(ResourceLimit, {"resource_type": rtype.name, "account_id": account_id, "domain_id": domain_id,
+                                     "owner_key": resource_owner_key(account_id, domain_id), "max": value},
+                     {"max": value})
+        for obj in list(self.s.identity_map.values()):
+            if isinstance(obj, ResourceLimit):
+                self.s.expire(obj)  # loaded before the upsert: read the new max again
 
     # -- counts --------------------------------------------------------------------------------
     def _ensure(self, rtype: ResourceType, *, account_id: int | None = None, domain_id: int | None = None) -> None:
         stmt = select(ResourceCount.id).where(
             ResourceCount.resource_type == rtype.name,
-            ResourceCount.account_id.is_(None) if account_id is None else ResourceCount.account_id == account_id,
-            ResourceCount.domain_id.is_(None) if domain_id is None else ResourceCount.domain_id == domain_id)
+            ResourceCount.owner_key == resource_owner_key(account_id, domain_id))
         if self.s.scalar(stmt) is not None:
             return
-        try:
-            with self.s.begin_nested():
-                self.s.add(ResourceCount(resource_type=rtype.name, account_id=account_id, domain_id=domain_id,
-                                         count=0))
-        except IntegrityError:
-            pass  # a concurrent transaction created it first
+        # Created at most once whatever the concurrency: the (type, owner) key is unique, and a row a
+        # concurrent transaction inserts first is kept. No savepoint: on MariaDB a deadlock between two
+        # inserters ends the transaction, and must reach the retry loop as the deadlock it is.
+        self._upsert(ResourceCount, {"resource_type": rtype.name, "account_id": account_id, "domain_id": domain_id,
+                                     "owner_key": resource_owner_key(account_id, domain_id), "count": 0}, {})
+
+    def _upsert(self, model: type[ResourceCount | ResourceLimit], values: dict[str, object],
+                updates: dict[str, object]) -> None:
+        """INSERT, or on a clash of (resource_type, owner_key) UPDATE ``updates`` (nothing when empty)."""
+        dialect = self.s.get_bind().dialect.name
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            ins = mysql_insert(model).values(**values)
+            self.s.execute(ins.on_duplicate_key_update(**(updates or {"owner_key": ins.inserted.owner_key})))
+            return
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(model).values(**values)
+        keys = ["resource_type", "owner_key"]
+        self.s.execute(ins.on_conflict_do_update(index_elements=keys, set_=updates) if updates
+                       else ins.on_conflict_do_nothing(index_elements=keys))
 
     def count(self, rtype: ResourceType, *, account_id: int | None = None, domain_id: int | None = None) -> int:
         value = self.s.scalar(select(ResourceCount.count).where(
             ResourceCount.resource_type == rtype.name,
-            ResourceCount.account_id.is_(None) if account_id is None else ResourceCount.account_id == account_id,
-            ResourceCount.domain_id.is_(None) if domain_id is None else ResourceCount.domain_id == domain_id))
+            ResourceCount.owner_key == resource_owner_key(account_id, domain_id)))
         return int(value or 0)
 
     def _bump(self, rtype: ResourceType, amount: int, limit: int, *, account_id: int | None = None,
@@ -115,8 +143,7 @@ class Limits:
         self._ensure(rtype, account_id=account_id, domain_id=domain_id)
         stmt = update(ResourceCount).where(
             ResourceCount.resource_type == rtype.name,
-            ResourceCount.account_id.is_(None) if account_id is None else ResourceCount.account_id == account_id,
-            ResourceCount.domain_id.is_(None) if domain_id is None else ResourceCount.domain_id == domain_id)
+            ResourceCount.owner_key == resource_owner_key(account_id, domain_id))
         if amount > 0 and limit >= 0:
             stmt = stmt.where(ResourceCount.count + amount <= limit)
         result = self.s.execute(stmt.values(count=ResourceCount.count + amount).execution_options(
@@ -130,13 +157,16 @@ class Limits:
         parts = [p for p in domain.path.split("/") if p]
         for i in range(len(parts)):
             path_prefixes.append("/" + "".join(p + "/" for p in parts[: i + 1]))
-        return list(self.s.scalars(select(Domain).where(Domain.path.in_(path_prefixes), Domain.removed.is_(None))))
+        domains = self.s.scalars(select(Domain).where(Domain.path.in_(path_prefixes), Domain.removed.is_(None)))
+        return sorted(domains, key=lambda d: len(d.path))  # ROOT first: one lock order for every caller
 
     def consume(self, account: Account, amounts: Iterable[tuple[ResourceType, int]]) -> None:
         """Add ``amounts`` to the account's and its domains' counts, or raise AccountLimitExceeded
         (the caller's transaction must then roll back). Negative amounts release and never fail."""
         domains = self.domains_of(account)
-        for rtype, amount in amounts:
+        # Rows are locked in one order by every transaction (type, then account, then domains from ROOT
+        # down), so concurrent consumers queue instead of deadlocking.
+        for rtype, amount in sorted(amounts, key=lambda a: int(a[0])):
             if amount == 0:
                 continue
             if not self._bump(rtype, amount, self._scaled(rtype, self.limit_for_account(account, rtype)),

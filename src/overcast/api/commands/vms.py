@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -11,7 +10,7 @@ from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.access.roles import ADMINS, ALL_ROLES, ROOT_ADMIN
 from overcast.api.context import CallContext
 from overcast.api.declare import (
-    BOOLEAN, INTEGER, LIST, LONG, MAP, STRING, UUID, Access, Command, Field, ListResult, ObjectResult,
+    BOOLEAN, LIST, LONG, MAP, STRING, UUID, Access, Command, Field, ListResult, ObjectResult,
     Param, ResponseObject, Result, Success, SuccessResponse, api_command,
 )  # fmt: skip
 from overcast.api.listing import fetch_page, keyword_filter
@@ -28,7 +27,6 @@ from overcast.db.models import (
     InstanceGroupVm,
     Network,
     Nic,
-    ResourceTag,
     SecurityGroup,
     SecurityGroupVm,
     ServiceOffering,
@@ -37,6 +35,7 @@ from overcast.db.models import (
     Zone,
 )
 from overcast.engine.deploy import DeployRequest, add_to_group, allocate
+from overcast.engine.tags import tag_filter
 from overcast.engine.userdata import validate_user_data
 from overcast.engine.vms import NetworkRequest, VmOps
 from overcast.errors import InvalidParameterValue, PermissionDenied
@@ -582,10 +581,10 @@ class AssignVirtualMachine(Command):
     account = Param(STRING, description="account name of the new VM owner.")
     domain = Param(UUID, "domainid", entity=Domain, acl=Access.OPERATE, description="domain id of the new VM"
                    " owner.")
-    network_ids = Param(LIST, "networkids", item_type=UUID, entity=Network, description="list of new network"
-                        " ids in which the moved VM will participate. In case no network ids are provided the VM"
-                        " will be part of the default network for that zone. In case there is no network yet, it"
-                        " will be created for the new account.")
+    network_ids = Param(LIST, "networkids", item_type=UUID, entity=Network, acl=Access.USE,
+                        description="list of new network ids in which the moved VM will participate. In case no"
+                        " network ids are provided the VM will be part of the default network for that zone. In"
+                        " case there is no network yet, it will be created for the new account.")
     security_group_ids = Param(LIST, "securitygroupids", item_type=UUID, description="list of security group ids"
                                " to be applied on the virtual machine. In case no security groups are provided"
                                " the VM is part of the default security group.")
@@ -712,14 +711,7 @@ class ListVirtualMachines(Command):
             from overcast.db.models import User
 
             stmt = stmt.where(VirtualMachine.user_id.in_(select(User.id).where(User.uuid == self.user)))
-        for entry in self.tags or []:
-            key, value = entry.get("key"), entry.get("value")
-            if key is None:
-                raise InvalidParameterValue("tags[i].key is required")
-            sub = select(ResourceTag.resource_id).where(ResourceTag.resource_type == "UserVm", ResourceTag.tag_key == key)
-            if value is not None:
-                sub = sub.where(ResourceTag.tag_value == value)
-            stmt = stmt.where(VirtualMachine.id.in_(sub))
+        stmt = stmt.where(*tag_filter("UserVm", VirtualMachine.id, self.tags))
         kw = keyword_filter(self.keyword, VirtualMachine.name, VirtualMachine.display_name, VirtualMachine.state)
         if kw is not None:
             stmt = stmt.where(kw)

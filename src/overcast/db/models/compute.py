@@ -278,14 +278,22 @@ class ResourceTag(Base):
     customer: Mapped[str | None] = mapped_column(String(255))
 
 
+def resource_owner_key(account_id: int | None, domain_id: int | None) -> str:
+    """``a<account id>`` or ``d<domain id>``: the owner of a limit or count as one non-NULL value, so a
+    unique constraint holds (a NULL ``account_id`` or ``domain_id`` would make every row distinct)."""
+    return f"a{account_id}" if account_id is not None else f"d{domain_id}"
+
+
 class ResourceLimit(Base):
     """A limit set for an account or a domain (-1: unlimited). Absent rows use the defaults."""
 
     __tablename__ = "resource_limit"
-    __table_args__ = (UniqueConstraint("resource_type", "account_id", "domain_id", name="uq_resource_limit"),)
+    __table_args__ = (UniqueConstraint("resource_type", "owner_key", name="uq_resource_limit_owner"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resource_type: Mapped[str] = mapped_column(String(32))
+    #: :func:`resource_owner_key` of the account or domain.
+    owner_key: Mapped[str] = mapped_column(String(32))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
     domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"))
     max: Mapped[int] = mapped_column(BigInteger)
@@ -293,13 +301,16 @@ class ResourceLimit(Base):
 
 class ResourceCount(Base):
     """What an account or a domain uses. Changed only by ``UPDATE ... SET count = count + n WHERE
-    count + n <= limit``, so concurrent deploys can't pass a limit (CVE-2025-69233)."""
+    count + n <= limit``, so concurrent deploys can't pass a limit (CVE-2025-69233). One row per owner
+    and type (``owner_key`` is unique with the type), so two transactions can't each create their own."""
 
     __tablename__ = "resource_count"
-    __table_args__ = (UniqueConstraint("resource_type", "account_id", "domain_id", name="uq_resource_count"),)
+    __table_args__ = (UniqueConstraint("resource_type", "owner_key", name="uq_resource_count_owner"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resource_type: Mapped[str] = mapped_column(String(32))
+    #: :func:`resource_owner_key` of the account or domain.
+    owner_key: Mapped[str] = mapped_column(String(32))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), index=True)
     domain_id: Mapped[int | None] = mapped_column(ForeignKey("domain.id"), index=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -308,5 +319,5 @@ class ResourceCount(Base):
 __all__ = [
     "AffinityGroup", "AffinityGroupVm", "InstanceGroup", "InstanceGroupVm", "Nic", "ResourceCount",
     "ResourceLimit", "ResourceTag", "Snapshot", "SnapshotPolicy", "SshKeyPair", "VirtualMachine",
-    "VmSnapshot", "Volume",
+    "VmSnapshot", "Volume", "resource_owner_key",
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 20:02:16.766190
+Create Date: 2026-11-21 20:21:57.873926
 """
 
 from __future__ import annotations
@@ -164,6 +164,7 @@ def upgrade() -> None:
     sa.Column('network_rate', sa.Integer(), nullable=True),
     sa.Column('deployment_planner', sa.String(length=255), nullable=True),
     sa.Column('dynamic_scaling_enabled', sa.Boolean(), nullable=False),
+    sa.Column('is_volatile', sa.Boolean(), nullable=False),
     sa.Column('disk_offering_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('root_disk_size', sa.BigInteger(), nullable=False),
     sa.Column('domain_ids', sa.String(length=1024), nullable=True),
@@ -302,13 +303,14 @@ def upgrade() -> None:
     op.create_table('resource_count',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('resource_type', sa.String(length=32), nullable=False),
+    sa.Column('owner_key', sa.String(length=32), nullable=False),
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('domain_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_resource_count_account_id_account')),
     sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_resource_count_domain_id_domain')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_count')),
-    sa.UniqueConstraint('resource_type', 'account_id', 'domain_id', name='uq_resource_count')
+    sa.UniqueConstraint('resource_type', 'owner_key', name='uq_resource_count_owner')
     )
     with op.batch_alter_table('resource_count', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_count_account_id'), ['account_id'], unique=False)
@@ -317,13 +319,14 @@ def upgrade() -> None:
     op.create_table('resource_limit',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('resource_type', sa.String(length=32), nullable=False),
+    sa.Column('owner_key', sa.String(length=32), nullable=False),
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('domain_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('max', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_resource_limit_account_id_account')),
     sa.ForeignKeyConstraint(['domain_id'], ['domain.id'], name=op.f('fk_resource_limit_domain_id_domain')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_limit')),
-    sa.UniqueConstraint('resource_type', 'account_id', 'domain_id', name='uq_resource_limit')
+    sa.UniqueConstraint('resource_type', 'owner_key', name='uq_resource_limit_owner')
     )
     op.create_table('resource_tags',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -408,6 +411,7 @@ def upgrade() -> None:
     sa.Column('details', sa.Text(), nullable=True),
     sa.Column('userdata_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('userdata_policy', sa.String(length=32), nullable=True),
+    sa.Column('sort_key', sa.Integer(), nullable=False),
     sa.Column('created', sa.DateTime(), nullable=False),
     sa.Column('removed', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_vm_template_account_id_account')),
