@@ -167,7 +167,14 @@ class VmOps:
                         f"Unable to start VM {vm.display_name or vm.name}: {last_error}") from exc
                 raise
             ref, spec = host_ref(host), self.spec(vm)
+            nets = NetworkService(self.s, self.services)
+            bindings = nets.bindings(vm.id)
             self.ctx.checkpoint()
+            try:
+                nets.prepare_elements(bindings)  # the networks' providers first: DHCP, DNS, NAT for the NICs
+            except ResourceUnavailable:
+                self._undo_start(vm)
+                raise
             try:
                 self.driver(vm.hypervisor_type).start(ref, spec)
             except HypervisorError as exc:
@@ -249,6 +256,8 @@ class VmOps:
         host = self.s.get(Host, vm.host_id) if vm.host_id else None
         if host is not None:
             ref, spec = host_ref(host), self.spec(vm)
+            nets = NetworkService(self.s, self.services)
+            bindings = nets.bindings(vm.id)
             self.ctx.checkpoint()
             try:
                 self.driver(vm.hypervisor_type).stop(ref, spec, forced=forced)
@@ -257,6 +266,7 @@ class VmOps:
                     self.transition(vm, "OperationFailed")
                     self.ctx.checkpoint()
                     raise ResourceUnavailable(f"Unable to stop VM {vm.display_name or vm.name}: {exc}") from exc
+            nets.release_elements(bindings)  # unplug the NICs from their providers (failures are logged)
         self._release_host_of(vm)
         self.transition(vm, "AgentReportStopped" if vm.state != "Stopping" else "OperationSucceeded")
         if host is not None:
@@ -329,6 +339,8 @@ class VmOps:
             self.transition(vm, "ExpungeOperation", action="expunge")
         host_id = vm.host_id or vm.last_host_id
         host = self.s.get(Host, host_id) if host_id else None
+        nets = NetworkService(self.s, self.services)
+        bindings = nets.bindings(vm.id)
         if host is not None:
             ref, spec = host_ref(host), self.spec(vm)
             self.ctx.checkpoint()
@@ -336,8 +348,8 @@ class VmOps:
                 self.driver(vm.hypervisor_type).destroy(ref, spec)
             except HypervisorError as exc:
                 logger.warning("Hypervisor cleanup of %s failed: %s", vm.uuid, exc)
+            nets.release_elements(bindings)  # the NICs leave their providers (failures are logged)
         self._release_host_of(vm)
-        nets = NetworkService(self.s)
         for nic in self.s.scalars(select(Nic).where(Nic.vm_id == vm.id, Nic.removed.is_(None))):
             nets.release_nic(nic)
         for vol in self.s.scalars(select(Volume).where(Volume.vm_id == vm.id, Volume.removed.is_(None))):
@@ -347,6 +359,11 @@ class VmOps:
             self.s.execute(delete(model).where(model.vm_id == vm.id))
         self.s.execute(delete(ResourceTag).where(ResourceTag.resource_type == "UserVm",
                                                  ResourceTag.resource_id == vm.id))
+        from overcast.db.models import VmSnapshot  # the VM's snapshots go with it
+
+        self.s.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id, VmSnapshot.removed.is_(None))
+                       .values(state="Removed", removed=utcnow(), current=False)
+                       .execution_options(synchronize_session=False))
         vm.removed = utcnow()
         self.ctx.event("VM.EXPUNGE", f"Expunging Vm. Vm Id: {vm.uuid}", account_id=vm.account_id,
                        domain_id=vm.domain_id, resource_type="VirtualMachine", resource_uuid=vm.uuid)
