@@ -5,7 +5,9 @@ skip ``signature``, join ``name=URLEncoder(value)`` with ``&`` (Java's encoder: 
 space as ``%20``, ``~`` encoded), lower-case the whole string, HMAC it with the secret key and base64
 the digest. Clients differ slightly (libcloud, Marvin and CloudMonkey 5 sort by lower-cased name;
 Python clients leave ``~`` raw; libcloud also leaves ``[]`` raw), so :func:`verify` accepts each of
-those canonical forms, with HMAC-SHA1, SHA256 or SHA512, comparing in constant time.
+those canonical forms, with HMAC-SHA1, SHA256 or SHA512, comparing in constant time. The digest is the
+one whose size the signature has; the server's own form is tried first, the client variants only
+when it does not match.
 
 Usage:
 
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 _DIGESTS = (hashlib.sha1, hashlib.sha256, hashlib.sha512)
+_DIGEST_BY_SIZE = {d().digest_size: d for d in _DIGESTS}
 
 
 def java_encode(value: str) -> str:
@@ -64,18 +67,22 @@ def candidate_strings(pairs: Sequence[tuple[str, str]]) -> list[str]:
 def verify(pairs: Sequence[tuple[str, str]], secret: str, signature: str) -> bool:
     """True when ``signature`` signs ``pairs`` with ``secret`` in any accepted canonical form.
 
-    Every candidate is computed and compared with ``hmac.compare_digest``, and the loop does not stop
-    early, so the time taken does not depend on how much of the signature was right.
+    The digest is the one whose size the signature has (SHA1 20 bytes, SHA256 32, SHA512 64: no other
+    digest could match it). The server's canonical form is tried first; when it does not match, every
+    client variant is computed and compared, without stopping early, so the time a rejection takes
+    does not depend on how much of the signature was right. Each comparison is
+    ``hmac.compare_digest``.
     """
     try:
         given = base64.b64decode(signature.strip().replace(" ", "+"), validate=True)
     except (ValueError, TypeError):
         return False
     key = secret.encode()
+    digest = _DIGEST_BY_SIZE.get(len(given), hashlib.sha1)  # any other size: compared, and refused
+    server_form = canonical(pairs)
+    if hmac.compare_digest(hmac.new(key, server_form.encode(), digest).digest(), given):
+        return True
     ok = False
-    for text in candidate_strings(pairs):
-        data = text.encode()
-        for digest in _DIGESTS:
-            expected = hmac.new(key, data, digest).digest()
-            ok |= hmac.compare_digest(expected, given)
+    for text in candidate_strings(pairs)[1:]:  # [0] is the server's form, checked above
+        ok |= hmac.compare_digest(hmac.new(key, text.encode(), digest).digest(), given)
     return ok

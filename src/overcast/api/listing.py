@@ -37,11 +37,25 @@ def fetch_page(ctx: CallContext, stmt: Select[Any], cmd: Any) -> tuple[list[Any]
     paged = stmt.offset(offset)
     if limit is not None:
         paged = paged.limit(limit)
-    rows = list(ctx.session.scalars(paged))
-    if offset == 0 and (limit is None or len(rows) < limit):
-        return rows, len(rows)
+    return run_page(ctx, paged, stmt, offset, limit)
+
+
+def run_page(ctx: CallContext, paged: Select[Any], stmt: Select[Any], offset: int, limit: int | None, *,
+             entities: bool = True) -> tuple[list[Any], int]:
+    """Rows of ``paged`` (``stmt`` at ``offset``/``limit``) and the count of ``stmt``'s matches, counted
+    by a second query only when the page does not show them all. ``entities``: rows are the first
+    entity of each row (``scalars``); else whole rows."""
+    rows = list(ctx.session.scalars(paged)) if entities else list(ctx.session.execute(paged))
+    return rows, page_total(ctx, stmt, len(rows), offset, limit)
+
+
+def page_total(ctx: CallContext, stmt: Select[Any], shown: int, offset: int, limit: int | None) -> int:
+    """How many rows ``stmt`` matches in all, when a page at ``offset``/``limit`` showed ``shown``:
+    counted by a query only when the page does not show them all."""
+    if offset == 0 and (limit is None or shown < limit):
+        return shown
     total = ctx.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    return rows, int(total or 0)
+    return int(total or 0)
 
 
 def keyword_filter(keyword: str | None, *columns: Any) -> Any:

@@ -28,10 +28,14 @@ def cs_date(value: datetime | None) -> str | None:
 def prune(value: Any) -> Any:
     """Drop None values from dicts, recursively (Gson omits nulls)."""
     if isinstance(value, dict):
-        return {k: prune(v) for k, v in value.items() if v is not None}
+        # Recursing only into containers: a call per scalar cost more than the whole walk.
+        return {k: prune(v) if isinstance(v, _CONTAINERS) else v for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [prune(v) for v in value]
+        return [prune(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
+
+
+_CONTAINERS = (dict, list)
 
 
 def body_of(result: Result, object_name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -34,8 +34,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get("sqlite_immediate", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # may wait for the lock: errors wrapped as usual
+            else:
+                # A deferred BEGIN takes no lock and can't fail on a busy database: straight to the
+                # driver, skipping SQLAlchemy's statement machinery (a fifth of a cached read's cost).
+                conn.connection.driver_connection.execute("BEGIN")
 
         return engine
     if url.startswith("mysql") or url.startswith("mariadb"):

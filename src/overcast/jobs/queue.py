@@ -16,6 +16,7 @@ hook has put its resource back in a consistent state.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -49,6 +50,22 @@ class JobHooks:
     #: Puts the resource of an interrupted, non-idempotent job back in a consistent state, and fails
     #: the job; called in the transaction that fails it.
     abandon: Callable[[Session, AsyncJob, str], None]
+
+
+@functools.lru_cache(maxsize=2)
+def _claimable(*, skip_locked: bool) -> Any:
+    """The query for the oldest runnable jobs. Built once: every idle worker polls with it twice a
+    second, and building it (an alias above all) costs far more than running it."""
+    earlier = aliased(AsyncJob)
+    blocked = exists().where(
+        and_(earlier.sync_key == AsyncJob.sync_key, earlier.status == PENDING, earlier.id < AsyncJob.id)
+    )
+    stmt = (select(AsyncJob.id).where(AsyncJob.status == PENDING, AsyncJob.claimed_by.is_(None),
+                                      ~(AsyncJob.sync_key.is_not(None) & blocked))
+            .order_by(AsyncJob.id).limit(8))
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True, of=AsyncJob)
+    return stmt
 
 
 class JobQueue:
@@ -151,15 +168,7 @@ class JobQueue:
     def claim(self) -> int | None:
         """Claim the oldest runnable job for this node; None when there is none."""
         db = self.services.db
-        earlier = aliased(AsyncJob)
-        blocked = exists().where(
-            and_(earlier.sync_key == AsyncJob.sync_key, earlier.status == PENDING, earlier.id < AsyncJob.id)
-        )
-        stmt = (select(AsyncJob.id).where(AsyncJob.status == PENDING, AsyncJob.claimed_by.is_(None),
-                                          ~(AsyncJob.sync_key.is_not(None) & blocked))
-                .order_by(AsyncJob.id).limit(8))
-        if db.dialect != "sqlite":
-            stmt = stmt.with_for_update(skip_locked=True, of=AsyncJob)
+        stmt = _claimable(skip_locked=db.dialect != "sqlite")
         with db.writer.begin() as s:
             for job_id in s.scalars(stmt).all():
                 won = s.execute(
@@ -207,13 +216,25 @@ class JobQueue:
             orphans = list(s.scalars(select(AsyncJob).where(
                 AsyncJob.status == PENDING, AsyncJob.claimed_by.in_(dead)).order_by(AsyncJob.id)))
             for job in orphans:
+                owner = job.claimed_by
+                # Take the job over with a compare-and-set: another node may be recovering the same
+                # dead node right now, and must not re-queue or fail the job a second time.
+                won = s.execute(
+                    update(AsyncJob)
+                    .where(AsyncJob.id == job.id, AsyncJob.claimed_by == owner, AsyncJob.status == PENDING)
+                    .values(claimed_by=self.services.node_id)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if not won:
+                    continue
+                job.claimed_by = self.services.node_id
                 recovered += 1
                 if self.hooks.is_idempotent(job.command) and job.attempts < MAX_ATTEMPTS:
                     logger.warning("Re-queueing job %s (%s) of a stopped node", job.uuid, job.command)
                     job.claimed_by = None
                 else:
                     reason = (
-                        f"Job interrupted: the management server running it ({job.claimed_by}) stopped"
+                        f"Job interrupted: the management server running it ({owner}) stopped"
                         f" before {job.command} finished; the operation was not completed"
                     )
                     logger.warning("Failing interrupted job %s (%s)", job.uuid, job.command)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from overcast.access.identity import domain_wire_path
@@ -140,19 +140,34 @@ def users_payload(s: Session, users: Iterable[User], may_see_keys: Any) -> list[
     return out
 
 
-def accounts_payload(s: Session, accounts: list[Account], may_see_keys: Any) -> list[dict[str, Any]]:
+#: Built once, with an expanding IN: constructing a statement costs more than running it.
+_USERS_OF_ACCOUNTS = (select(User).where(User.account_id.in_(bindparam("account_ids", expanding=True)),
+                                         User.removed.is_(None)).order_by(User.id))
+
+
+def accounts_payload(s: Session, accounts: list[Account], may_see_keys: Any, *,
+                     domains: dict[int, Domain] | None = None, roles: dict[int, Role] | None = None,
+                     users: dict[int, list[User]] | None = None) -> list[dict[str, Any]]:
+    """Wire dicts for accounts with their users. The accounts' domains, roles and (live) users, by
+    id, ordered by id, are loaded unless the caller already has them; users share their account's."""
     if not accounts:
         return []
     ids = [a.id for a in accounts]
-    users = list(s.scalars(select(User).where(User.account_id.in_(ids), User.removed.is_(None)).order_by(User.id)))
-    per_account: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-    for u, payload in zip(users, users_payload(s, users, may_see_keys), strict=True):
-        per_account[u.account_id].append(payload)
-    domains = {d.id: d for d in s.scalars(select(Domain).where(Domain.id.in_({a.domain_id for a in accounts})))}
-    role_ids = {a.role_id for a in accounts if a.role_id}
-    roles = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(role_ids)))} if role_ids else {}
-    return [AccountResponse.of(a, domains[a.domain_id], roles.get(a.role_id or 0), per_account[a.id])
-            for a in accounts]
+    if domains is None:
+        domains = {d.id: d for d in s.scalars(select(Domain).where(Domain.id.in_({a.domain_id for a in accounts})))}
+    if roles is None:
+        role_ids = {a.role_id for a in accounts if a.role_id}
+        roles = {r.id: r for r in s.scalars(select(Role).where(Role.id.in_(role_ids)))} if role_ids else {}
+    if users is None:
+        users = {i: [] for i in ids}
+        for u in s.scalars(_USERS_OF_ACCOUNTS, {"account_ids": ids}):
+            users[u.account_id].append(u)
+    out = []
+    for a in accounts:
+        d, r = domains[a.domain_id], roles.get(a.role_id or 0)
+        out.append(AccountResponse.of(a, d, r, [UserResponse.of(u, a, d, r, show_keys=may_see_keys(u))
+                                                for u in users[a.id]]))
+    return out
 
 
 class UserKeysResponse(ResponseObject):
