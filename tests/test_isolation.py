@@ -1239,7 +1239,7 @@ def test_every_read_is_scoped(world: World, label: str) -> None:
                 expected = {vm["id"] for label, vm in world.vms.items() if reaches(me, world.owner(label))}
                 assert expected <= {vm["id"] for vm in got}
         elif command in ("listVolumes", "listSnapshots", "listVMSnapshot", "listTemplates", "listIsos"):
-            key = {"listVolumes": "volume", "listSnapshots": "snapshot", "listVMSnapshot": "vmsnapshot",
+            key = {"listVolumes": "volume", "listSnapshots": "snapshot", "listVMSnapshot": "vmSnapshot",
                    "listTemplates": "template", "listIsos": "iso"}[command]
             for item in response.get(key, []):
                 if item.get("ispublic") or item.get("isfeatured"):
@@ -1445,7 +1445,7 @@ def test_storage_and_images_stay_in_reach(world: World, attacker: str, victim: s
              ("listVolumes", "volume", {"virtualmachineid": vm["id"], "listall": True}),
              ("listVolumes", "volume", {"account": owner["name"], "domainid": owner["domainid"]}),
              ("listSnapshots", "snapshot", {"volumeid": root, "listall": True}),
-             ("listVMSnapshot", "vmsnapshot", {"virtualmachineid": vm["id"], "listall": True}),
+             ("listVMSnapshot", "vmSnapshot", {"virtualmachineid": vm["id"], "listall": True}),
              ("listSnapshots", "snapshot", {"account": owner["name"], "domainid": owner["domainid"]}),
              *(("listTemplates", "template", {"templatefilter": f, "id": tmpl}) for f in TEMPLATE_FILTERS)]
     if "vol" in r:
@@ -1453,7 +1453,7 @@ def test_storage_and_images_stay_in_reach(world: World, attacker: str, victim: s
                   ("listSnapshots", "snapshot", {"id": r["snap"]["id"], "listall": True}),
                   ("listSnapshotPolicies", "snapshotpolicy", {"volumeid": r["vol"]["id"], "listall": True}),
                   ("listSnapshotPolicies", "snapshotpolicy", {"id": r["policy"]["id"], "listall": True}),
-                  ("listVMSnapshot", "vmsnapshot", {"vmsnapshotid": r["vmsnap"]["id"], "listall": True}),
+                  ("listVMSnapshot", "vmSnapshot", {"vmsnapshotid": r["vmsnap"]["id"], "listall": True}),
                   *(("listIsos", "iso", {"isofilter": f, "id": r["iso"]["id"]}) for f in TEMPLATE_FILTERS)]
     for command, key, params in lists:
         hidden(world, me, command, key, **params)
@@ -1467,7 +1467,7 @@ def test_storage_and_images_stay_in_reach(world: World, attacker: str, victim: s
         assert admin.listVolumes(id=r["vol"]["id"], listall=True)["volume"][0]["name"] == r["vol"]["name"]
         assert admin.listSnapshots(id=r["snap"]["id"], listall=True)["snapshot"]
         assert admin.listSnapshotPolicies(id=r["policy"]["id"], listall=True)["snapshotpolicy"]
-        assert admin.listVMSnapshot(vmsnapshotid=r["vmsnap"]["id"], listall=True)["vmsnapshot"]
+        assert admin.listVMSnapshot(vmsnapshotid=r["vmsnap"]["id"], listall=True)["vmSnapshot"]
         iso = admin.listIsos(isofilter="all", id=r["iso"]["id"])["iso"][0]
         assert (iso["name"], iso["ispublic"]) == (r["iso"]["name"], False)
 
@@ -1478,7 +1478,7 @@ def test_storage_and_images_reach_inside_the_subtree(world: World) -> None:
     for me in (world["u2"], world["da2"], world["rda"]):
         assert r["vol"]["id"] in {v["id"] for v in me.api.listVolumes(listall=True)["volume"]}
         assert r["snap"]["id"] in {v["id"] for v in me.api.listSnapshots(listall=True)["snapshot"]}
-        assert r["vmsnap"]["id"] in {v["id"] for v in me.api.listVMSnapshot(listall=True)["vmsnapshot"]}
+        assert r["vmsnap"]["id"] in {v["id"] for v in me.api.listVMSnapshot(listall=True)["vmSnapshot"]}
         assert r["policy"]["id"] in {v["id"] for v in me.api.listSnapshotPolicies(
             volumeid=r["vol"]["id"], listall=True)["snapshotpolicy"]}
         listed = me.api.listTemplates(templatefilter="self" if me.label == "u2" else "all", id=r["template"]["id"])

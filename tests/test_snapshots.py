@@ -255,7 +255,7 @@ def test_vm_snapshots(sandbox: Any, sandbox_admin: CloudStack, make_sandbox_tena
     fails(api.createVMSnapshot, 431, 4350, "already exists", virtualmachineid=vm["id"], name="first")
     second = api.createVMSnapshot(virtualmachineid=vm["id"], name="second", snapshotmemory=True)["vmsnapshot"]
     assert second["type"] == "DiskAndMemory" and second["parent"] == first["id"] and second["parentName"] == "first"
-    listed = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmsnapshot"]}
+    listed = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmSnapshot"]}
     assert listed[first["id"]]["current"] is False and listed[second["id"]]["current"] is True
 
     # disks can't change while VM snapshots exist
@@ -269,17 +269,17 @@ def test_vm_snapshots(sandbox: Any, sandbox_admin: CloudStack, make_sandbox_tena
     api.stopVirtualMachine(id=vm["id"])
     fails(api.createVMSnapshot, 431, 4350, "memory", virtualmachineid=vm["id"], snapshotmemory=True)
     api.revertToVMSnapshot(vmsnapshotid=first["id"])
-    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmsnapshot"]}
+    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmSnapshot"]}
     assert now[first["id"]]["current"] is True and now[second["id"]]["current"] is False
     third = api.createVMSnapshot(virtualmachineid=vm["id"])["vmsnapshot"]
     assert third["parent"] == first["id"] and third["displayname"] == third["name"]  # CloudStack's default name
 
     # deleting the parent re-links its children; deleting the current one makes its parent current
     api.deleteVMSnapshot(vmsnapshotid=third["id"])
-    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmsnapshot"]}
+    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmSnapshot"]}
     assert set(now) == {first["id"], second["id"]} and now[first["id"]]["current"] is True
     api.deleteVMSnapshot(vmsnapshotid=first["id"])
-    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmsnapshot"]}
+    now = {s["id"]: s for s in api.listVMSnapshot(virtualmachineid=vm["id"])["vmSnapshot"]}
     assert set(now) == {second["id"]} and "parent" not in now[second["id"]]
     api.deleteVMSnapshot(vmsnapshotid=second["id"])
     assert api.listVMSnapshot(virtualmachineid=vm["id"]).get("count", 0) == 0
@@ -302,7 +302,7 @@ def test_vm_snapshot_failures_and_isolation(sandbox: Any, sandbox_admin: CloudSt
     assert ok["state"] == "Ready"
     db.inject(sandbox_admin, "DeleteVMSnapshotCommand", "result:fail", count=1, zone=sandbox.advanced_zone)
     fails(sandbox_admin.deleteVMSnapshot, 534, 4380, "simulated failure", vmsnapshotid=ok["id"])
-    assert alice.api.listVMSnapshot(vmsnapshotid=ok["id"])["vmsnapshot"][0]["state"] == "Ready"
+    assert alice.api.listVMSnapshot(vmsnapshotid=ok["id"])["vmSnapshot"][0]["state"] == "Ready"
 
     assert bob.api.listVMSnapshot(listall=True).get("count", 0) == 0
     fails(bob.api.revertToVMSnapshot, 531, 4365, vmsnapshotid=ok["id"])

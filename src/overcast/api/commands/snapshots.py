@@ -16,6 +16,7 @@ from overcast.api.listing import fetch_page, keyword_filter
 from overcast.api.responses.snapshots import (
     SnapshotPolicyResponse,
     SnapshotResponse,
+    VMSnapshotListResponse,
     VMSnapshotResponse,
     policy_payload,
     snapshot_payload,
@@ -413,7 +414,7 @@ class CreateVMSnapshot(Command):
             VmSnapshotOps(ctx).fail(vs)
 
 
-@api_command("listVMSnapshot", response=VMSnapshotResponse, roles=ALL_ROLES, is_list=True, since="4.2.0",
+@api_command("listVMSnapshot", response=VMSnapshotListResponse, roles=ALL_ROLES, is_list=True, since="4.2.0",
              description="List virtual machine snapshot by conditions")
 class ListVMSnapshot(OwnedList):
     vm_snapshot = Param(UUID, "vmsnapshotid", description="The ID of the VM snapshot")

@@ -50,13 +50,23 @@ class Owners:
                 "domainpath": domain_wire_path(d) if d else None}
 
 
-def tags_for(s: Session, resource_type: str, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Tags of many resources of one type, as wire dicts, by resource id."""
+def tags_for(s: Session, resource_type: str, ids: list[int], *,
+             key_value_only: bool = False) -> dict[int, list[dict[str, Any]]]:
+    """Tags of many resources of one type, as wire dicts, by resource id.
+
+    ``key_value_only``: only ``key`` and ``value``, as CloudStack embeds the tags of the responses
+    ApiResponseHelper builds (public IP addresses, networks). Ansible's cs_ip_address finds an address
+    again by comparing those dicts with its own ``{key, value}`` tags.
+    """
     out: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     if not ids:
         return out
     tags = list(s.scalars(select(ResourceTag).where(ResourceTag.resource_type == resource_type,
                                                     ResourceTag.resource_id.in_(ids)).order_by(ResourceTag.id)))
+    if key_value_only:
+        for t in tags:
+            out[t.resource_id].append({"key": t.tag_key, "value": t.tag_value})
+        return out
     owners = Owners(s, tags)
     for t in tags:
         o = owners.fields(t)

@@ -179,6 +179,13 @@ class VMSnapshotResponse(ResponseObject):
     )
 
 
+class VMSnapshotListResponse(VMSnapshotResponse):
+    """listVMSnapshot's items: CloudStack names them ``vmSnapshot`` (ListVMSnapshotCmd sets that object
+    name) while the create and revert jobs answer ``vmsnapshot``; Ansible's cs_vmsnapshot reads both."""
+
+    object_name = "vmSnapshot"
+
+
 def vm_snapshot_payload(s: Session, rows: list[VmSnapshot]) -> list[dict[str, Any]]:
     if not rows:
         return []
@@ -209,6 +216,6 @@ def vm_snapshot_payload(s: Session, rows: list[VmSnapshot]) -> list[dict[str, An
 
 
 __all__ = [
-    "SnapshotPolicyResponse", "SnapshotResponse", "VMSnapshotResponse", "policy_payload", "snapshot_payload",
-    "vm_snapshot_payload",
+    "SnapshotPolicyResponse", "SnapshotResponse", "VMSnapshotListResponse", "VMSnapshotResponse", "policy_payload",
+    "snapshot_payload", "vm_snapshot_payload",
 ]  # fmt: skip
