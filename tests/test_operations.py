@@ -119,3 +119,21 @@ def test_server_reads_its_config_file(tmp_path: Path) -> None:
         assert r.status_code == 200
     finally:
         srv.stop()
+
+
+def test_settings_at_zone_and_cluster_scope(sandbox_admin: CloudStack, sandbox: Any) -> None:
+    api, zone = sandbox_admin, sandbox.advanced_zone
+    answer = api.updateConfiguration(name="vm.allocation.algorithm", value="firstfit", zoneid=zone)["configuration"]
+    assert (answer["value"], answer["scope"]) == ("firstfit", "Zone")
+    listed = api.listConfigurations(name="vm.allocation.algorithm", zoneid=zone)["configuration"][0]
+    assert listed["value"] == "firstfit"
+    assert api.listConfigurations(name="vm.allocation.algorithm")["configuration"][0]["value"] == "random"
+    with pytest.raises(Exception) as err:
+        api.updateConfiguration(name="expunge.delay", value="5", zoneid=zone)
+    assert err.value.error["errorcode"] == 431 and "zone scope" in err.value.error["errortext"]  # type: ignore[attr-defined]
+    cluster = api.listClusters(zoneid=zone)["cluster"][0]["id"]
+    answer = api.updateConfiguration(name="cpu.overprovisioning.factor", value="2.5", clusterid=cluster)
+    assert answer["configuration"]["value"] == "2.5"
+    api.resetConfiguration(name="cpu.overprovisioning.factor", clusterid=cluster)
+    api.resetConfiguration(name="vm.allocation.algorithm", zoneid=zone)
+    assert api.listConfigurations(name="vm.allocation.algorithm", zoneid=zone)["configuration"][0]["value"] == "random"

@@ -102,7 +102,7 @@ SETTINGS: dict[str, Setting] = {
                 "Primary storage overprovisioning factor", scopes=("storagepool",), min_value=1),
         Setting("vm.allocation.algorithm", "random", "String",
                 "How hosts are ordered for a deployment: random, firstfit, userdispersing,"
-                " firstfitleastconsumed"),
+                " firstfitleastconsumed", scopes=("zone",)),
         Setting("start.retry", "10", "Integer", "Number of times to retry a VM start on other hosts",
                 min_value=1),
         Setting("vm.destroy.forcestop", "false", "Boolean", "Force-stop a VM when destroying it"),

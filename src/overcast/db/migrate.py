@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
@@ -42,6 +42,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        if revision == "head" and not inspect(conn).get_table_names():
+            # A new database: create the schema from the models and mark it current, rather than
+            # replaying every migration (Alembic's own recipe; tests/test_migrations.py proves the
+            # migrations and the models describe the same schema).
+            from overcast.db.models import Base
+
+            Base.metadata.create_all(conn)
+            command.stamp(cfg, "head")
+            return
         command.upgrade(cfg, revision)
 
 

@@ -118,7 +118,7 @@ class Planner:
         return hosts
 
     def order(self, vm: VirtualMachine, hosts: list[Host]) -> list[Host]:
-        algorithm = str(self.settings.get("vm.allocation.algorithm")).lower()
+        algorithm = str(self.settings.get("vm.allocation.algorithm", scope="zone", scope_id=vm.zone_id)).lower()
         if algorithm in ("random", "userconcentratedpod_random"):
             hosts = list(hosts)
             random.shuffle(hosts)

@@ -10,7 +10,7 @@ from overcast.api.declare import STRING, UUID, Access, Command, ListResult, Obje
 from overcast.api.listing import page_bounds
 from overcast.api.responses.config import ConfigurationResponse
 from overcast.config.globals import SETTINGS, Setting
-from overcast.db.models import Account, Domain
+from overcast.db.models import Account, Cluster, Domain, Zone
 from overcast.errors import InvalidParameterValue
 
 
@@ -29,17 +29,24 @@ def _value_in(ctx: CallContext, setting: Setting, scope: str, scope_id: int) -> 
 
 
 class Scoped(Command):
-    """The scope parameters: a value may be set for one account or domain instead of globally."""
+    """The scope parameters: a value may be set for one zone, cluster, account or domain instead of
+    globally; the narrower value wins where the setting is read for that scope."""
 
+    zone = Param(UUID, "zoneid", entity=Zone, description="the ID of the Zone to update the parameter value"
+                 " for corresponding zone")
+    cluster = Param(UUID, "clusterid", entity=Cluster, description="the ID of the Cluster to update the"
+                    " parameter value for corresponding cluster")
     account = Param(UUID, "accountid", entity=Account, acl=Access.OPERATE, description="the ID of the"
                     " Account to update the parameter value for corresponding account")
     domain = Param(UUID, "domainid", entity=Domain, acl=Access.OPERATE, description="the ID of the Domain"
                    " to update the parameter value for corresponding domain")
 
     def scope(self) -> tuple[str, int]:
-        given = [(name, row) for name, row in (("account", self.account), ("domain", self.domain)) if row is not None]
+        given = [(name, row) for name, row in (("zone", self.zone), ("cluster", self.cluster),
+                                               ("account", self.account), ("domain", self.domain))
+                 if row is not None]
         if len(given) > 1:
-            raise InvalidParameterValue("Specify at most one scope: accountid or domainid")
+            raise InvalidParameterValue("Specify at most one scope: zoneid, clusterid, accountid or domainid")
         if not given:
             return "global", 0
         return given[0][0], given[0][1].id
