@@ -297,6 +297,9 @@ class Dispatcher:
                     cls, ctx, req = self._job_context(session, job)
                     cmd = cls(Binder(cls, ctx).bind(req))
                     body = body_of(cmd.execute(ctx), cls.response.object_name)
+                    if not self._still_ours(session, job_id):
+                        session.rollback()
+                        return
                     jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
                     session.commit()
                 except CloudError as exc:
@@ -316,6 +319,18 @@ class Dispatcher:
         if failure is not None:
             self._fail_job(job_id, failure)
         self.services.auth.invalidate()
+
+    def _still_ours(self, session: Session, job_id: int) -> bool:
+        """Whether this node still holds the job: a node that stalled past the node timeout may have
+        had it taken over, and must then not complete it (the row is locked until commit)."""
+        from sqlalchemy import select
+
+        owner = session.scalar(select(AsyncJob.claimed_by).where(AsyncJob.id == job_id).with_for_update())
+        if owner != self.services.node_id:
+            logger.warning("Job %s was taken over by another node while this one ran it; dropping the result",
+                           job_id)
+            return False
+        return True
 
     def _fail_job(self, job_id: int, exc: CloudError, text: str | None = None) -> None:
         with self.services.db.writer.begin() as session:
@@ -352,6 +367,9 @@ class Dispatcher:
                 cmd.recover(ctx)
         except CloudError as exc:
             logger.warning("Could not run the recovery of job %s: %s", job.uuid, exc.message)
+        except Exception:
+            # A broken recover() must not keep every other orphan pending on every heartbeat.
+            logger.exception("The recovery of job %s raised; failing the job anyway", job.uuid)
         self._record_failure(session, job, InternalError(reason), reason)
         job.status = FAILED
 
