@@ -273,16 +273,6 @@ LIST_PARAMS = {
     "page_size": Param(INTEGER, "pagesize", description="The number of results per page"),
 }
 
-#: Ownership parameters of lists of tenant resources (BaseListAccountResourcesCmd & co).
-OWNER_LIST_PARAMS = {
-    "list_all": Param(BOOLEAN, "listall", description=(
-        "If set to false, list only resources belonging to the command's caller; if set to true - list"
-        " resources that the caller is authorized to see. Default value is false")),
-    "is_recursive": Param(BOOLEAN, "isrecursive", description=(
-        "defaults to false, but if true, lists all resources from the parent specified by the domainId"
-        " till leaves.")),
-}
-
 
 def api_command(
     name: str,

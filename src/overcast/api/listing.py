@@ -6,7 +6,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.api.context import CallContext
+from overcast.api.declare import BOOLEAN, STRING, UUID, Command, Param
+from overcast.db.models import Domain
 from overcast.errors import InvalidParameterValue, ParamError
 
 
@@ -68,3 +71,27 @@ def keyword_filter(keyword: str | None, *columns: Any) -> Any:
         c = func.lower(col).like(pattern)
         clause = c if clause is None else clause | c
     return clause
+
+
+class OwnedList(Command):
+    """A list command of tenant rows: CloudStack's ``account``/``domainid``/``isrecursive``/``listall``/
+    ``projectid`` parameters, and :meth:`scoped` turning them into a scoped query (in SQL)."""
+
+    account = Param(STRING, description="list resources by account. Must be used with the domainId parameter.")
+    domain = Param(UUID, "domainid", entity=Domain, description="list only resources belonging to the domain"
+                   " specified")
+    is_recursive = Param(BOOLEAN, "isrecursive", description="defaults to false, but if true, lists all"
+                         " resources from the parent specified by the domainId till leaves.")
+    list_all = Param(BOOLEAN, "listall", description="If set to false, list only resources belonging to the"
+                     " command's caller; if set to true - list resources that the caller is authorized to see."
+                     " Default value is false")
+    project = Param(UUID, "projectid", description="list objects by project; if projectid=-1 lists All VMs")
+
+    def scoped(self, ctx: CallContext, model: type, *, by_id: bool = False) -> Any:
+        """``select(model)`` of live rows the caller may see and asked for. ``by_id``: the caller names
+        rows by id; an admin then finds any it may see, as CloudStack's list criteria do."""
+        domain, account = resolve_owner_filters(ctx.acl, ctx.me, domain=self.domain, account_name=self.account)
+        return scope_owned(select(model).where(model.removed.is_(None)).order_by(model.id), ctx.me,  # type: ignore[attr-defined]
+                           account_col=model.account_id, domain_col=model.domain_id,  # type: ignore[attr-defined]
+                           list_all=bool(self.list_all) or self.project == -1 or (by_id and ctx.me.is_admin),
+                           is_recursive=bool(self.is_recursive), domain=domain, account=account)

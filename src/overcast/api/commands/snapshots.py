@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.access.roles import ALL_ROLES, ROOT_ADMIN
 from overcast.api.commands.vms import vm_result
 from overcast.api.context import CallContext
@@ -12,7 +11,8 @@ from overcast.api.declare import (
     BOOLEAN, INTEGER, LIST, MAP, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result, Success,
     SuccessResponse, api_command,
 )  # fmt: skip
-from overcast.api.listing import fetch_page, keyword_filter
+from overcast.api.listing import OwnedList, fetch_page, keyword_filter
+from overcast.engine.tags import tag_filter
 from overcast.api.responses.snapshots import (
     SnapshotPolicyResponse,
     SnapshotResponse,
@@ -25,7 +25,6 @@ from overcast.api.responses.snapshots import (
 from overcast.api.responses.vms import UserVmResponse
 from overcast.db.models import (
     Domain,
-    ResourceTag,
     Snapshot,
     SnapshotPolicy,
     VirtualMachine,
@@ -41,50 +40,6 @@ POLICY_RELATED = ("createSnapshotPolicy", "listSnapshotPolicies", "updateSnapsho
 VM_SNAPSHOT_RELATED = ("createVMSnapshot", "listVMSnapshot", "revertToVMSnapshot", "deleteVMSnapshot")
 VOLUME_RELATED = ("createVolume", "listVolumes")
 SNAPSHOT_TYPES = ("MANUAL", "RECURRING", "TEMPLATE", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "GROUP", "FROM_GROUP")
-
-OWNER_PARAMS = {
-    "account": Param(STRING, description="list resources by account. Must be used with the domainId parameter."),
-    "domain": Param(UUID, "domainid", entity=Domain, description="list only resources belonging to the domain"
-                    " specified"),
-    "is_recursive": Param(BOOLEAN, "isrecursive", description="defaults to false, but if true, lists all resources"
-                          " from the parent specified by the domainId till leaves."),
-    "list_all": Param(BOOLEAN, "listall", description="If set to false, list only resources belonging to the"
-                      " command's caller; if set to true - list resources that the caller is authorized to see."
-                      " Default value is false"),
-    "project": Param(UUID, "projectid", description="list objects by project; if projectid=-1 lists All VMs"),
-}
-
-
-class OwnedList(Command):
-    """List commands of tenant rows: ``account``/``domainid``/``isrecursive``/``listall``/``projectid``."""
-
-    account = OWNER_PARAMS["account"]
-    domain = OWNER_PARAMS["domain"]
-    is_recursive = OWNER_PARAMS["is_recursive"]
-    list_all = OWNER_PARAMS["list_all"]
-    project = OWNER_PARAMS["project"]
-
-    def scoped(self, ctx: CallContext, model: type, *, by_id: bool = False) -> object:
-        """``by_id``: the caller names rows by id; an admin then finds any it may see, as CloudStack's
-        list criteria do (``listall`` is implied)."""
-        domain, account = resolve_owner_filters(ctx.acl, ctx.me, domain=self.domain, account_name=self.account)
-        return scope_owned(select(model).where(model.removed.is_(None)).order_by(model.id), ctx.me,  # type: ignore[attr-defined]
-                           account_col=model.account_id, domain_col=model.domain_id,  # type: ignore[attr-defined]
-                           list_all=bool(self.list_all) or self.project == -1 or (by_id and ctx.me.is_admin),
-                           is_recursive=bool(self.is_recursive), domain=domain, account=account)
-
-
-def tag_filter(stmt: object, model: type, resource_type: str, tags: list[dict[str, str]] | None) -> object:
-    for entry in tags or []:
-        key, value = entry.get("key"), entry.get("value")
-        if key is None:
-            raise InvalidParameterValue("tags[i].key is required")
-        sub = select(ResourceTag.resource_id).where(ResourceTag.resource_type == resource_type, ResourceTag.tag_key == key)
-        if value is not None:
-            sub = sub.where(ResourceTag.tag_value == value)
-        stmt = stmt.where(model.id.in_(sub))  # type: ignore[attr-defined]
-    return stmt
-
 
 def snapshot_result(ctx: CallContext, snap: Snapshot) -> ObjectResult:
     ctx.session.flush()
@@ -229,7 +184,7 @@ class ListSnapshots(OwnedList):
                 stmt = stmt.where(Snapshot.snapshot_type == kind)  # type: ignore[attr-defined]
         if self.location_type:
             stmt = stmt.where(func.upper(Snapshot.location_type) == self.location_type.upper())  # type: ignore[attr-defined]
-        stmt = tag_filter(stmt, Snapshot, "Snapshot", self.tags)
+        stmt = stmt.where(*tag_filter("Snapshot", Snapshot.id, self.tags))
         kw = keyword_filter(self.keyword, Snapshot.name)
         if kw is not None:
             stmt = stmt.where(kw)  # type: ignore[attr-defined]
@@ -438,7 +393,7 @@ class ListVMSnapshot(OwnedList):
             stmt = stmt.where((VmSnapshot.display_name == self.name) | (VmSnapshot.name == self.name))  # type: ignore[attr-defined]
         if self.state:
             stmt = stmt.where(func.lower(VmSnapshot.state) == self.state.lower())  # type: ignore[attr-defined]
-        stmt = tag_filter(stmt, VmSnapshot, "VMSnapshot", self.tags)
+        stmt = stmt.where(*tag_filter("VMSnapshot", VmSnapshot.id, self.tags))
         kw = keyword_filter(self.keyword, VmSnapshot.name, VmSnapshot.display_name, VmSnapshot.description)
         if kw is not None:
             stmt = stmt.where(kw)  # type: ignore[attr-defined]
