@@ -110,6 +110,7 @@ def measure(runs: int, extra: list[str]) -> dict[str, list[float]]:
         for _ in range(runs):
             d = Path(tempfile.mkdtemp(prefix="overcast-bench-"))
             dirs.append(d)
+            keys = None  # the fresh run's admin keys, reused by the run on the existing data dir
             for kind in ("fresh", "exist"):
                 t, cpu, r0, r1, keys = one_run(d, extra, None if kind == "fresh" else keys)
                 for name, value in (("t", t), ("cpu", cpu), ("rss", r0), ("warm", r1)):
