@@ -16,7 +16,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20,
+            # Many connections: a request thread waiting on SQLite's write lock holds one, and the thread
+            # holding the lock may need a second (settings, keys, the simulator's reads). With fewer
+            # connections than threads could ask for, 45+ concurrent writers starved the lock holder
+            # until the pool timeout. SQLite connections cost little.
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=64, max_overflow=192,
             **kwargs,
         )
 
