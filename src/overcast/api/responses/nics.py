@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from overcast.api.declare import Field, ResponseObject
+from overcast.api.responses.vms import NicResponse
 from overcast.db.models import Network, Nic, PublicIp, VirtualMachine
 from overcast.engine.networks import vlan_of
 
@@ -15,24 +16,11 @@ F = Field
 
 
 class ListNicResponse(ResponseObject):
+    """listNics' items: the NIC as VMs embed it (without secondary IPs), plus VLAN and static NAT."""
+
     object_name = "nic"
-    fields = (
-        F("id", "string", "the ID of the nic"),
-        F("networkid", "string", "the ID of the corresponding network"),
-        F("networkname", "string", "the name of the corresponding network"),
-        F("netmask", "string", "the netmask of the nic"),
-        F("gateway", "string", "the gateway of the nic"),
-        F("ipaddress", "string", "the ip address of the nic"),
-        F("isolationuri", "string", "the isolation uri of the nic"),
-        F("broadcasturi", "string", "the broadcast uri of the nic"),
-        F("traffictype", "string", "the traffic type of the nic"),
-        F("type", "string", "the type of the nic"),
-        F("isdefault", "boolean", "true if nic is default, false otherwise"),
-        F("macaddress", "string", "true if nic is default, false otherwise"),
-        F("deviceid", "string", "device id for the network when plugged into the virtual machine"),
-        F("virtualmachineid", "string", "Id of the vm to which the nic belongs"),
+    fields = tuple(f for f in NicResponse.fields if f.name != "secondaryip") + (
         F("vlanid", "integer", "ID of the VLAN/VNI if available"),
-        F("extradhcpoption", "list", "the extra dhcp options on the nic"),
         F("publicipid", "string", "public IP address id associated with this nic via Static nat rule"),
         F("publicip", "string", "public IP address associated with this nic via Static nat rule"),
     )
