@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from overcast.access.acl import AccessChecker
@@ -28,6 +29,13 @@ class CallContext:
     http_method: str = "GET"
     #: Per-call scratch.
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def job_entity(self, model: type[Any]) -> Any:
+        """The row an async-create command made in ``prepare()``, by the job's instance id (None when
+        it is gone or there is no job)."""
+        if self.job is None or self.job.instance_uuid is None:
+            return None
+        return self.session.scalar(select(model).where(model.uuid == self.job.instance_uuid))
 
     def checkpoint(self) -> None:
         """Commit the work so far. Engine operations call it before talking to a hypervisor, so no

@@ -100,7 +100,7 @@ class AssociateIpAddress(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        ip = ctx.session.scalar(select(PublicIp).where(PublicIp.uuid == ctx.job.instance_uuid))
+        ip = ctx.job_entity(PublicIp)
         if ip is None or ip.state == "Free":
             raise InvalidParameterValue("The IP address of this job was released before the job ran")
         return ObjectResult(public_ip_payload(ctx.session, [ip], root_admin=ctx.me.is_root_admin)[0])

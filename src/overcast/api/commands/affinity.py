@@ -69,7 +69,7 @@ class CreateAffinityGroup(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        group = ctx.session.scalar(select(AffinityGroup).where(AffinityGroup.uuid == ctx.job.instance_uuid))
+        group = ctx.job_entity(AffinityGroup)
         if group is None:
             raise InvalidParameterValue("The affinity group of this job no longer exists")
         affinity.affinity_group_created(ctx, group)

@@ -164,7 +164,7 @@ class CreatePhysicalNetwork(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        net = ctx.session.scalar(select(PhysicalNetwork).where(PhysicalNetwork.uuid == ctx.job.instance_uuid))
+        net = ctx.job_entity(PhysicalNetwork)
         if net is None:
             raise InvalidParameterValue("The physical network of this job no longer exists")
         return pnet_result(ctx, net)
@@ -320,7 +320,7 @@ class AddTrafficType(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        tt = ctx.session.scalar(select(TrafficType).where(TrafficType.uuid == ctx.job.instance_uuid))
+        tt = ctx.job_entity(TrafficType)
         if tt is None:
             raise InvalidParameterValue("The traffic type of this job no longer exists")
         return _one(traffic_type_payload(ctx.session, [tt]))
@@ -464,8 +464,7 @@ class AddNetworkServiceProvider(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        nsp = ctx.session.scalar(select(NetworkServiceProvider).where(
-            NetworkServiceProvider.uuid == ctx.job.instance_uuid))
+        nsp = ctx.job_entity(NetworkServiceProvider)
         if nsp is None:
             raise InvalidParameterValue("The provider of this job no longer exists")
         return _one(provider_payload(ctx.session, [nsp]))
@@ -634,7 +633,7 @@ class CreateVirtualRouterElement(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        element = ctx.session.scalar(select(NetworkElement).where(NetworkElement.uuid == ctx.job.instance_uuid))
+        element = ctx.job_entity(NetworkElement)
         if element is None:
             raise InvalidParameterValue("The element of this job no longer exists")
         return _one(element_payload(ctx.session, [element], with_owner=True))

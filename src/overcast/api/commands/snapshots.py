@@ -113,7 +113,7 @@ class CreateSnapshot(Command):
 
     def _snapshot(self, ctx: CallContext) -> Snapshot | None:
         assert ctx.job is not None
-        return ctx.session.scalar(select(Snapshot).where(Snapshot.uuid == ctx.job.instance_uuid))
+        return ctx.job_entity(Snapshot)
 
     def execute(self, ctx: CallContext) -> Result:
         snap = self._snapshot(ctx)
@@ -348,7 +348,7 @@ class CreateVMSnapshot(Command):
 
     def _row(self, ctx: CallContext) -> VmSnapshot | None:
         assert ctx.job is not None
-        return ctx.session.scalar(select(VmSnapshot).where(VmSnapshot.uuid == ctx.job.instance_uuid))
+        return ctx.job_entity(VmSnapshot)
 
     def execute(self, ctx: CallContext) -> Result:
         vs = self._row(ctx)

@@ -998,7 +998,7 @@ class CreateTemplate(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         s = ctx.session
-        t = s.scalar(select(Template).where(Template.uuid == ctx.job.instance_uuid)) if ctx.job else None
+        t = ctx.job_entity(Template)
         if t is None:
             raise InvalidParameterValue("The template being created no longer exists")
         for ref in s.scalars(select(TemplateZone).where(TemplateZone.template_id == t.id,

@@ -241,7 +241,7 @@ class DeployVirtualMachine(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        vm = ctx.session.scalar(select(VirtualMachine).where(VirtualMachine.uuid == ctx.job.instance_uuid))
+        vm = ctx.job_entity(VirtualMachine)
         if vm is None:
             raise InvalidParameterValue("The VM of this deployment no longer exists")
         if self.start_vm is None or self.start_vm:

@@ -54,7 +54,7 @@ def volume_param(description: str = "the ID of the disk volume", *, name: str = 
 def job_volume(ctx: CallContext) -> Volume:
     """The volume a create job made (its uuid is the job's instance)."""
     assert ctx.job is not None
-    vol = ctx.session.scalar(select(Volume).where(Volume.uuid == ctx.job.instance_uuid))
+    vol = ctx.job_entity(Volume)
     if vol is None:
         raise InvalidParameterValue("The volume of this job no longer exists")
     return vol
@@ -168,7 +168,7 @@ class CreateVolume(Command):
 
     def recover(self, ctx: CallContext) -> None:
         if ctx.job is not None:
-            vol = ctx.session.scalar(select(Volume).where(Volume.uuid == ctx.job.instance_uuid))
+            vol = ctx.job_entity(Volume)
             undo_creating(ctx, vol)
             if vol is not None:
                 VolumeOps(ctx).fail_creation(vol)
