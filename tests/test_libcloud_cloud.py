@@ -279,13 +279,10 @@ def test_networks_and_public_addresses(driver: Any, small: Any, image: Any, zone
     assert network.id not in {n.id for n in driver.ex_list_networks()}
 
 
-@pytest.mark.xfail(strict=True, reason="listNetworkOfferings omits serviceofferingid, which Libcloud reads; "
-                   "CloudStack falls back to the default virtual router system offering, which the sandbox "
-                   "does not seed (no system offerings yet)")
 def test_ex_list_network_offerings(driver: Any) -> None:
     offerings = {o.name: o for o in driver.ex_list_network_offerings()}
     isolated = offerings["DefaultIsolatedNetworkOfferingWithSourceNatService"]
-    assert isolated.guestiptype == "Isolated" and isolated.forvpc is False and isolated.serviceofferingid
+    assert isolated.guest_ip_type == "Isolated" and isolated.for_vpc is False and isolated.service_offering_id
 
 
 @pytest.mark.xfail(strict=True, reason="createPortForwardingRule is not implemented yet")

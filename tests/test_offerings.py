@@ -213,7 +213,19 @@ def test_system_and_zone_offerings(sandbox_admin: CloudStack, sandbox: Sandbox, 
                                                   issystem=True, systemvmtype="domainrouter")["serviceoffering"]
     assert sys_off["issystem"] is True and sys_off["systemvmtype"] == "domainrouter"
     assert name not in names(sandbox_admin.listServiceOfferings(), "serviceoffering")
-    assert name in names(sandbox_admin.listServiceOfferings(issystem=True), "serviceoffering")
+    system = {o["name"]: o for o in sandbox_admin.listServiceOfferings(issystem=True)["serviceoffering"]}
+    assert name in system
+    router = system["System Offering For Software Router"]
+    assert router["systemvmtype"] == "domainrouter" and router["issystem"] is True
+    assert {"System Offering For Console Proxy", "System Offering For Secondary Storage VM"} <= set(system)
+    err = error_of(sandbox_admin.deleteServiceOffering, id=router["id"])
+    assert err["errorcode"] == 431 and "system offerings" in err["errortext"]
+    err = error_of(people["b"].api.listServiceOfferings, issystem=True)
+    assert err["errorcode"] == 431
+    assert "System Offering For Software Router" not in names(people["b"].api.listServiceOfferings(),
+                                                              "serviceoffering")
+    offerings = sandbox_admin.listNetworkOfferings()["networkoffering"]
+    assert {o["serviceofferingid"] for o in offerings} == {router["id"]}
     err = error_of(sandbox_admin.createServiceOffering, name="x", displaytext="x", cpunumber=1, cpuspeed=500,
                    memory=256, issystem=True, systemvmtype="toaster")
     assert err["errorcode"] == 431 and "systemvmtype" in err["errortext"]

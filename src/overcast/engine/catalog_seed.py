@@ -56,6 +56,23 @@ NETWORK_OFFERINGS = [
 ]
 
 
+#: CloudStack's default system VM offerings: (name, systemvmtype, CPU MHz, RAM MB).
+SYSTEM_OFFERINGS = (
+    ("System Offering For Console Proxy", "consoleproxy", 500, 1024),
+    ("System Offering For Secondary Storage VM", "secondarystoragevm", 500, 512),
+    (ROUTER_OFFERING := "System Offering For Software Router", "domainrouter", 500, 256),
+    ("System Offering For Internal LB VM", "internalloadbalancervm", 256, 256),
+    ("System Offering For Elastic LB VM", "elasticloadbalancervm", 128, 128),
+)
+
+
+def default_router_offering(s: Session) -> ServiceOffering | None:
+    """The system offering of virtual routers: what a network offering without its own names."""
+    return s.scalar(select(ServiceOffering).where(
+        ServiceOffering.is_system.is_(True), ServiceOffering.system_vm_type == "domainrouter",
+        ServiceOffering.name == ROUTER_OFFERING, ServiceOffering.removed.is_(None)).limit(1))
+
+
 def seed_catalog(s: Session) -> None:
     """Add the default catalogue to a new database. Idempotent (skips what exists)."""
     if s.scalar(select(GuestOsCategory.id).limit(1)) is None:
@@ -78,6 +95,10 @@ def seed_catalog(s: Session) -> None:
         for name, cpu, speed, ram in (("Small Instance", 1, 500, 512), ("Medium Instance", 1, 1000, 1024)):
             add_service_offering(s, name=name, display_text=f"{name}, {cpu} CPU x {speed / 1000:g} GHz, {ram} MB",
                                  cpu=cpu, speed=speed, ram_size=ram)
+    if s.scalar(select(ServiceOffering.id).where(ServiceOffering.is_system.is_(True)).limit(1)) is None:
+        for name, vm_type, speed, ram in SYSTEM_OFFERINGS:
+            add_service_offering(s, name=name, display_text=name, cpu=1, speed=speed, ram_size=ram,
+                                 is_system=True, system_vm_type=vm_type)
     if s.scalar(select(NetworkOffering.id).limit(1)) is None:
         for name, guest, avail, services, vlan, ranges, desc in NETWORK_OFFERINGS:
             s.add(NetworkOffering(name=name, display_text=desc, guest_ip_type=guest, availability=avail,

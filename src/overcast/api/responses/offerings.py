@@ -21,6 +21,7 @@ from overcast.db.models import (
     ServiceOffering,
     Zone,
 )
+from overcast.engine.catalog_seed import default_router_offering
 from overcast.engine.offerings import split_ids
 
 F = Field
@@ -209,6 +210,8 @@ class NetworkOfferingResponse(ResponseObject):
         F("traffictype", "string", "the traffic type for the network offering, supported types are Public,"
           " Management, Control, Guest, Vlan or Storage."),
         F("isdefault", "boolean", "true if network offering is default, false otherwise"),
+        F("serviceofferingid", "string", "the ID of the service offering used by virtual router provider (the default"
+          " virtual router system offering when the network offering names none)"),
         F("specifyvlan", "boolean", "true if network offering supports vlans, false otherwise"),
         F("conservemode", "boolean", "true if network offering is ip conserve mode enabled"),
         F("specifyipranges", "boolean", "true if network offering supports specifying ip ranges, false otherwise"),
@@ -232,12 +235,14 @@ class NetworkOfferingResponse(ResponseObject):
 
 def network_offering_payload(s: Session, rows: list[NetworkOffering]) -> list[dict[str, Any]]:
     where = Restrictions(s, rows)
+    router = default_router_offering(s) if rows else None
     out = []
     for n in rows:
         services = json.loads(n.services or "{}")
         out.append({
             "id": n.uuid, "name": n.name, "displaytext": n.display_text, "tags": n.tags, "created": cs_date(n.created),
             "traffictype": n.traffic_type, "isdefault": n.is_default, "specifyvlan": n.specify_vlan,
+            "serviceofferingid": router.uuid if router else None,
             "conservemode": n.conserve_mode, "specifyipranges": n.specify_ip_ranges, "availability": n.availability,
             "networkrate": n.network_rate, "state": n.state, "guestiptype": n.guest_ip_type,
             "service": [{"name": name, "provider": [{"name": p} for p in providers], "capability": []}
