@@ -18,6 +18,20 @@ from cs import CloudStack
 from servers import BACKENDS, Server, backend_unavailable, free_port, new_database
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.backends("sqlite")``: run a test only on the databases named (client-compatibility
+    tests whose subject is the wire, not the database, run once instead of once per database)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec is not None else None
+        (drop if marker is not None and backend is not None and backend not in marker.args else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     reason = backend_unavailable(request.param)
