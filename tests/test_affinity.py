@@ -93,6 +93,21 @@ def test_anti_affinity_spreads_and_affinity_packs(user: Tenant, sandbox: Sandbox
     assert len({host_of(sandbox_admin, v["id"]) for v in vms}) == 1
 
 
+def test_simultaneous_deploys_of_one_anti_affinity_group_get_distinct_hosts(
+        make_sandbox_tenant: Any, sandbox: Sandbox, sandbox_admin: CloudStack, sandbox_server: Server) -> None:
+    """Placement locks the group: VMs planned at the same moment still see each other's hosts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tenant = make_sandbox_tenant()
+    spread = group(tenant.api, ANTI)
+    count = min(usable_hosts(sandbox_server, sandbox.advanced_zone), 4)
+    assert count > 1
+    with ThreadPoolExecutor(count) as pool:
+        placed = list(pool.map(lambda i: deploy(tenant.api, sandbox, name=f"together{i}",
+                                                affinitygroupids=spread["id"]), range(count)))
+    assert len({host_of(sandbox_admin, v["id"]) for v in placed}) == count
+
+
 def test_impossible_anti_affinity_is_insufficient_capacity(make_sandbox_tenant: Any, sandbox: Sandbox,
                                                            sandbox_admin: CloudStack, sandbox_server: Server) -> None:
     tenant = make_sandbox_tenant()

@@ -104,8 +104,12 @@ class Planner:
         return hosts
 
     def apply_affinity(self, vm: VirtualMachine, hosts: list[Host]) -> list[Host]:
+        # The groups are locked until the placement commits: two VMs of one group planned at the same
+        # time on PostgreSQL/MariaDB would otherwise both read the peers before either has a host.
+        # Locked in id order, so planners of VMs sharing several groups queue rather than deadlock.
         groups = list(self.s.scalars(select(AffinityGroup).join(AffinityGroupVm, AffinityGroupVm.group_id ==
-                                     AffinityGroup.id).where(AffinityGroupVm.vm_id == vm.id)))
+                                     AffinityGroup.id).where(AffinityGroupVm.vm_id == vm.id)
+                                     .order_by(AffinityGroup.id).with_for_update(of=AffinityGroup)))
         for group in groups:
             peers = set(self.s.scalars(
                 select(VirtualMachine.host_id).join(AffinityGroupVm, AffinityGroupVm.vm_id == VirtualMachine.id)
