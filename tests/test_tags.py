@@ -151,3 +151,29 @@ def test_expunging_a_vm_deletes_its_tags_and_events_are_recorded(user: Tenant, s
     assert db_rows(sandbox_server, "SELECT COUNT(*) FROM resource_tags WHERE resource_uuid = :u", u=doomed["id"]) == [(0,)]
     events = user.api.listEvents(type="CREATE_TAGS").get("event", [])
     assert any(e["resourceid"] == doomed["id"] and e["state"] == "Completed" for e in events)
+
+
+def test_tags_go_with_deleted_accounts_users_and_templates(sandbox_admin: CloudStack, make_sandbox_tenant: Any,
+                                                            sandbox: Sandbox, sandbox_server: Server) -> None:
+    from test_templates import register
+
+    owner = make_sandbox_tenant()
+    extra = sandbox_admin.createUser(account=owner.name, domainid=owner.domain_id, username=unique("u"),
+                                     password="secret-pass", email="x@example.com", firstname="A",
+                                     lastname="B")["user"]
+    os_id = sandbox_admin.listOsTypes()["ostype"][0]["id"]
+    template = register(owner.api, os_id, sandbox.advanced_zone, unique("tagged-tmpl"))
+    for rtype, rid in (("Account", owner.id), ("User", extra["id"]), ("Template", template["id"])):
+        sandbox_admin.createTags(resourcetype=rtype, resourceids=rid, tags=[{"key": "team", "value": "blue"}])
+
+    def tagged() -> set[str]:
+        rows = db_rows(sandbox_server, "SELECT resource_uuid FROM resource_tags WHERE resource_uuid IN (:a, :u, :t)",
+                       a=owner.id, u=extra["id"], t=template["id"])
+        return {r[0] for r in rows}
+
+    assert tagged() == {owner.id, extra["id"], template["id"]}
+    owner.api.deleteTemplate(id=template["id"])
+    sandbox_admin.deleteUser(id=extra["id"])
+    assert tagged() == {owner.id}
+    sandbox_admin.deleteAccount(id=owner.id)
+    assert tagged() == set()

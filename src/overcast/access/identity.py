@@ -258,6 +258,7 @@ class Identity:
 
     def _remove_account(self, caller: Caller, account: Account) -> None:
         from overcast.db.models import Session as LoginSession
+        from overcast.engine.tags import remove_tags
 
         now = utcnow()
         users = list(self.s.scalars(select(User).where(User.account_id == account.id, User.removed.is_(None))))
@@ -266,6 +267,8 @@ class Identity:
         if users:
             self.s.execute(LoginSession.__table__.delete().where(LoginSession.user_id.in_([u.id for u in users])))
         account.removed, account.state = now, "disabled"
+        remove_tags(self.s, "User", [u.id for u in users])
+        remove_tags(self.s, "Account", account.id)
         self.s.flush()
         self._event(caller, "ACCOUNT.DELETE", f"Deleting account {account.name}", account_id=account.id,
                     domain_id=account.domain_id, rtype="Account", ruuid=account.uuid)
@@ -380,9 +383,11 @@ class Identity:
             raise InvalidParameterValue(
                 f"The user {user.username} is the last user of account {account.name}; delete the account instead")
         from overcast.db.models import Session as LoginSession
+        from overcast.engine.tags import remove_tags
 
         self.s.execute(LoginSession.__table__.delete().where(LoginSession.user_id == user.id))
         user.removed, user.state, user.api_key, user.secret_key = utcnow(), "disabled", None, None
+        remove_tags(self.s, "User", user.id)
         self.s.flush()
         self._event(caller, "USER.DELETE", f"Deleting user {user.username}", account_id=account.id,
                     domain_id=account.domain_id, rtype="User", ruuid=user.uuid)

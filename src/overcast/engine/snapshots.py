@@ -44,6 +44,7 @@ from overcast.db.models import (
 )
 from overcast.engine.capacity import release_pool, reserve_pool
 from overcast.engine.context import EngineContext
+from overcast.engine.tags import remove_tags
 from overcast.engine.limits import Limits, ResourceType
 from overcast.engine.volumes import VolumeOps
 from overcast.errors import (
@@ -174,11 +175,6 @@ def add_tags(ctx: EngineContext, resource_type: str, row: Any, tags: list[dict[s
         s.flush()
 
 
-def remove_tags(ctx: EngineContext, resource_type: str, row_id: int) -> None:
-    ctx.session.execute(ResourceTag.__table__.delete().where(ResourceTag.resource_type == resource_type,
-                                                             ResourceTag.resource_id == row_id))
-
-
 # -- volume snapshots ---------------------------------------------------------------------------
 
 
@@ -293,7 +289,7 @@ class SnapshotOps:
         Limits(self.s).release(self.account(snap), [(ResourceType.snapshot, 1),
                                                    (ResourceType.secondary_storage, snap.size)])
         snap.state, snap.removed = "Error", utcnow()
-        remove_tags(self.ctx, "Snapshot", snap.id)
+        remove_tags(self.s, "Snapshot", snap.id)
         self.s.flush()
 
     def delete(self, snap: Snapshot) -> None:
@@ -306,7 +302,7 @@ class SnapshotOps:
             Limits(self.s).release(self.account(snap), [(ResourceType.snapshot, 1),
                                                        (ResourceType.secondary_storage, snap.size)])
         snap.state, snap.removed = "Destroyed", utcnow()
-        remove_tags(self.ctx, "Snapshot", snap.id)
+        remove_tags(self.s, "Snapshot", snap.id)
         self.event("SNAPSHOT.DELETE", f"Deleting snapshot {snap.name}. Snapshot Id: {snap.uuid}", snap)
         self.s.flush()
 
@@ -396,7 +392,7 @@ class SnapshotOps:
         policy.schedule, policy.timezone, policy.max_snaps = schedule.strip(), tz_name, max_snaps
         policy.display, policy.next_run = display, first
         s.flush()
-        remove_tags(self.ctx, "SnapshotPolicy", policy.id)
+        remove_tags(self.s, "SnapshotPolicy", policy.id)
         add_tags(self.ctx, "SnapshotPolicy", policy, tags)
         self.ctx.event("SNAPSHOTPOLICY.CREATE", f"Creating snapshot policy {policy.uuid} ({interval} {schedule}"
                        f" {tz_name}) for volume {vol.uuid}", account_id=vol.account_id, domain_id=vol.domain_id,
@@ -419,7 +415,7 @@ class SnapshotOps:
 
     def delete_policy(self, policy: SnapshotPolicy) -> None:
         policy.removed, policy.next_run = utcnow(), None
-        remove_tags(self.ctx, "SnapshotPolicy", policy.id)
+        remove_tags(self.s, "SnapshotPolicy", policy.id)
         self.ctx.event("SNAPSHOTPOLICY.DELETE", f"Deleting snapshot policy {policy.uuid}", account_id=policy.account_id,
                        domain_id=policy.domain_id, resource_type="SnapshotPolicy", resource_uuid=policy.uuid)
         self.s.flush()
@@ -670,7 +666,7 @@ class VmSnapshotOps:
             s.execute(update(VmSnapshot).where(VmSnapshot.id == vs.parent_id)
                       .values(current=True).execution_options(synchronize_session=False))
         vs.state, vs.removed, vs.current = "Removed", utcnow(), False
-        remove_tags(self.ctx, "VMSnapshot", vs.id)
+        remove_tags(self.s, "VMSnapshot", vs.id)
         self.event("VMSNAPSHOT.DELETE", f"Deleting VM snapshot {vs.display_name}. VM snapshot Id: {vs.uuid}", vs)
         s.flush()
 

@@ -31,6 +31,7 @@ from overcast.db.models import (
     Zone,
 )
 from overcast.engine.context import EngineContext
+from overcast.engine.tags import remove_tags
 from overcast.engine.limits import Limits, ResourceType
 from overcast.errors import InvalidParameterValue, ParamError, PermissionDenied
 
@@ -359,6 +360,7 @@ class TemplateService:
         self.s.execute(pools.execution_options(synchronize_session=False))
         if len(mine) == len(refs):
             template.removed, template.state = now, "Inactive"
+            remove_tags(self.s, "ISO" if template.format == "ISO" else "Template", template.id)
             owner = self.s.get(Account, template.account_id)
             if owner is not None:
                 Limits(self.s).release(owner, [(ResourceType.template, 1),

@@ -25,7 +25,6 @@ from overcast.db.models import (
     InstanceGroupVm,
     Network,
     Nic,
-    ResourceTag,
     SecurityGroupVm,
     ServiceOffering,
     StoragePool,
@@ -37,6 +36,7 @@ from overcast.db.models import (
 )
 from overcast.engine.capacity import MB, release_host, release_pool
 from overcast.engine.context import EngineContext
+from overcast.engine.tags import remove_tags
 from overcast.engine.limits import GIB, Limits, ResourceType
 from overcast.engine.networks import NetworkService
 from overcast.engine.planner import Plan, Planner, Requirements
@@ -357,8 +357,7 @@ class VmOps:
                 self._release_volume(vol)
         for model in (InstanceGroupVm, AffinityGroupVm, SecurityGroupVm):
             self.s.execute(delete(model).where(model.vm_id == vm.id))
-        self.s.execute(delete(ResourceTag).where(ResourceTag.resource_type == "UserVm",
-                                                 ResourceTag.resource_id == vm.id))
+        remove_tags(self.s, "UserVm", vm.id)
         from overcast.db.models import VmSnapshot  # the VM's snapshots go with it
 
         self.s.execute(update(VmSnapshot).where(VmSnapshot.vm_id == vm.id, VmSnapshot.removed.is_(None))

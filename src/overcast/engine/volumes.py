@@ -30,7 +30,6 @@ from overcast.db.models import (
     Event,
     Host,
     HypervisorCapability,
-    ResourceTag,
     ServiceOffering,
     Snapshot,
     SnapshotPolicy,
@@ -44,6 +43,7 @@ from overcast.db.models import (
 )
 from overcast.engine.capacity import release_pool, reserve_pool
 from overcast.engine.context import EngineContext
+from overcast.engine.tags import remove_tags
 from overcast.engine.limits import GIB, Limits, ResourceType
 from overcast.errors import (
     CloudError,
@@ -689,8 +689,7 @@ class VolumeOps:
             Limits(self.s).release(self.account(vol), [(ResourceType.volume, 1),
                                                       (ResourceType.primary_storage, vol.size)])
         self.remove_policies(vol)
-        self.s.execute(ResourceTag.__table__.delete().where(ResourceTag.resource_type == "Volume",
-                                                            ResourceTag.resource_id == vol.id))
+        remove_tags(self.s, "Volume", vol.id)
         vol.state, vol.removed, vol.vm_id, vol.device_id = "Expunged", utcnow(), None, None
         self.s.flush()
 
