@@ -528,7 +528,7 @@ def test_recovery_rules(in_process: Any) -> None:
     from overcast.jobs.queue import MAX_ATTEMPTS, JobHooks
 
     env = in_process()
-    accts = [env.account(f"r{i}-{uuid.uuid4().hex[:6]}") for i in range(4)]
+    accts = [env.account(f"r{i}-{uuid.uuid4().hex[:6]}") for i in range(5)]
     env.services.jobs.hooks = JobHooks(run=lambda job_id: None, is_idempotent=lambda command: True,
                                        abandon=env.dispatcher.abandon_job)
     with env.session.begin() as s:
@@ -547,10 +547,14 @@ def test_recovery_rules(in_process: Any) -> None:
                                instance_type="Account", instance_uuid=accts[2].uuid, attempts=MAX_ATTEMPTS).id
         of_alive = orphan_job(s, node_id="alive", command="disableAccount", values=values[3],
                               instance_type="Account", instance_uuid=accts[3].uuid).id
+        # claimed by a node whose row is gone (it was declared dead, claimed this, then died)
+        of_vanished = orphan_job(s, node_id="vanished", command="disableAccount",
+                                 values={"id": accts[4].uuid, "lock": "true"}, instance_type="Account",
+                                 instance_uuid=accts[4].uuid).id
 
-    assert env.services.jobs.recover_dead_nodes() == 3
+    assert env.services.jobs.recover_dead_nodes() == 4
     with env.session() as s:
-        for job_id in (requeue, of_stopped):
+        for job_id in (requeue, of_stopped, of_vanished):
             row = s.get(AsyncJob, job_id)
             assert row is not None and row.status == 0 and row.claimed_by is None
         row = s.get(AsyncJob, exhausted)
@@ -561,7 +565,35 @@ def test_recovery_rules(in_process: Any) -> None:
     # the re-queued jobs are claimable again, oldest first
     assert env.services.jobs.claim() == requeue
     assert env.services.jobs.claim() == of_stopped
+    assert env.services.jobs.claim() == of_vanished
     assert env.services.jobs.claim() is None
+
+
+def test_a_node_taken_for_dead_joins_again(in_process: Any) -> None:
+    """A node that stalled past the timeout finds its row gone (or marked stopped) at its next beat."""
+    from overcast.jobs.queue import JobHooks
+
+    env = in_process()
+    jobs = env.services.jobs
+    jobs.hooks = JobHooks(run=lambda job_id: None, is_idempotent=lambda command: True,
+                          abandon=env.dispatcher.abandon_job)
+    node_id = env.services.node_id
+    with env.session.begin() as s:
+        s.add(ManagementNode(id=node_id, name="stalled", last_heartbeat=utcnow() - timedelta(hours=1)))
+    jobs.beat()
+    with env.session() as s:
+        row = s.get(ManagementNode, node_id)
+        assert row is not None and row.stopped is None and row.last_heartbeat >= utcnow() - timedelta(minutes=1)
+    for taken_for_dead in ("removed", "stopped"):
+        with env.session.begin() as s:
+            if taken_for_dead == "removed":
+                s.execute(ManagementNode.__table__.delete().where(ManagementNode.id == node_id))
+            else:
+                s.get(ManagementNode, node_id).stopped = utcnow()
+        jobs.beat()
+        with env.session() as s:
+            row = s.get(ManagementNode, node_id)
+            assert row is not None and row.stopped is None, taken_for_dead
 
 
 def test_restarted_node_takes_over_its_jobs_at_once(in_process: Any) -> None:

@@ -194,13 +194,32 @@ class JobQueue:
         interval = self.services.config.heartbeat_interval
         while not self._stop.wait(interval):
             try:
-                with self.services.db.writer.begin() as s:
-                    s.execute(update(ManagementNode).where(ManagementNode.id == self.services.node_id)
-                              .values(last_heartbeat=utcnow()))
+                self.beat()
                 self.recover_dead_nodes()
                 self.expire_old_jobs()
             except Exception:
                 logger.exception("Heartbeat failed")
+
+    def beat(self) -> None:
+        """Record that this node is alive. A node that stalled past the timeout finds its row removed
+        (or marked stopped by a restart under its name): its jobs were taken over by then, and the ones
+        it is still running can no longer complete (``_still_ours``). It joins again, so that jobs it
+        claims from now on are recovered if it dies."""
+        node_id = self.services.node_id
+        with self.services.db.writer.begin() as s:
+            now = utcnow()
+            alive = s.execute(update(ManagementNode).where(ManagementNode.id == node_id,
+                                                           ManagementNode.stopped.is_(None))
+                              .values(last_heartbeat=now)).rowcount
+            if alive:
+                return
+            logger.warning("This node (%s) was taken for dead by the others (it stalled longer than the node"
+                           " timeout); its jobs were taken over. Joining again.", self.services.node_name)
+            row = s.get(ManagementNode, node_id)
+            if row is None:
+                s.add(ManagementNode(id=node_id, name=self.services.node_name, started=now, last_heartbeat=now))
+            else:
+                row.stopped, row.last_heartbeat = None, now
 
     def recover_dead_nodes(self) -> int:
         """Take over the jobs of stopped or silent nodes. Returns how many jobs were recovered."""
@@ -211,6 +230,12 @@ class JobQueue:
             dead = list(s.scalars(select(ManagementNode.id).where(
                 ManagementNode.id != self.services.node_id,
                 (ManagementNode.stopped.is_not(None)) | (ManagementNode.last_heartbeat < cutoff))))
+            # Jobs claimed by a node that has no row at all: it claimed them after others had declared
+            # it dead and removed its row, and died before its heartbeat could join again.
+            dead += s.scalars(select(AsyncJob.claimed_by).distinct().where(
+                AsyncJob.status == PENDING, AsyncJob.claimed_by.is_not(None),
+                AsyncJob.claimed_by != self.services.node_id,
+                AsyncJob.claimed_by.not_in(select(ManagementNode.id)))).all()
             if not dead:
                 return 0
             orphans = list(s.scalars(select(AsyncJob).where(
