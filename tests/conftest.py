@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cs import CloudStack
 
-from servers import BACKENDS, Server, backend_unavailable, free_port, new_database
+from servers import BACKENDS, Server, backend_unavailable, drop_database, free_port, new_database
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -44,17 +44,23 @@ def backend(request: pytest.FixtureRequest) -> str:
 def server_factory(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Any]:
     """Start extra servers: ``server_factory(env={...}, extra_args=[...], db_url=...)``."""
     started: list[Server] = []
+    created: list[str] = []
 
     def start(*, db_url: str | None = None, data_dir: Path | None = None, port: int | None = None,
               **kwargs: Any) -> Server:
+        if db_url is None:
+            db_url = new_database(backend)
+            created.append(db_url)
         srv = Server(data_dir=data_dir or tmp_path_factory.mktemp("srv"), port=port or free_port(),
-                     db_url=new_database(backend) if db_url is None else db_url, **kwargs)
+                     db_url=db_url, **kwargs)
         started.append(srv)
         return srv.start()
 
     yield start
     for srv in started:
         srv.stop()
+    for url in created:  # the test databases go with the session
+        drop_database(url)
 
 
 @pytest.fixture(scope="session")

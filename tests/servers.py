@@ -57,6 +57,29 @@ def new_database(backend: str) -> str:
     raise ValueError(f"unknown backend {backend}")
 
 
+def drop_database(url: str) -> None:
+    """Drop a database ``new_database`` created (its server stopped); SQLite's goes with its data dir."""
+    if not url:
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    if not name or not name.startswith("overcast_test_"):
+        return
+    if url.startswith("postgresql"):
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    else:
+        admin = create_engine(MARIADB_ADMIN_URL)
+        statement = f"DROP DATABASE IF EXISTS `{name}`"
+    try:
+        with admin.connect() as c:
+            c.execute(text(statement))
+    finally:
+        admin.dispose()
+
+
 def backend_unavailable(backend: str) -> str | None:
     """Why ``backend`` can't be used here, or None when it can."""
     if backend == "postgresql" and not reachable("127.0.0.1", 5432):

@@ -23,7 +23,7 @@ from cs import CloudStack, CloudStackApiException
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from servers import Server, new_database
+from servers import Server, drop_database, new_database
 
 from overcast.db.models import Account, AsyncJob, Event, ManagementNode, User, utcnow
 from overcast.db.session import Database
@@ -445,7 +445,7 @@ class InProcess:
             data_dir, url = same_db_as.data_dir, same_db_as.url
         else:
             url = new_database(backend)
-        self.data_dir, self.url = data_dir, url
+        self.data_dir, self.url, self.owns_db = data_dir, url, same_db_as is None
         load_all()
         self.services = Services.build(load_settings(data_dir=data_dir, db=url, node_name=node_name or None))
         upgrade(self.services.db.engine)
@@ -478,6 +478,9 @@ def in_process(backend: str, tmp_path: Path) -> Iterator[Callable[..., InProcess
     yield make
     for env in made:
         env.close()
+    for env in made:
+        if env.owns_db:
+            drop_database(env.url)
 
 
 def test_interrupted_non_idempotent_job_is_failed(in_process: Any, monkeypatch: pytest.MonkeyPatch) -> None:

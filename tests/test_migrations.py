@@ -6,6 +6,7 @@ the migrations. Both paths must end at the same schema, on every database we sup
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,30 @@ from sqlalchemy import create_engine, inspect
 
 from overcast.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from overcast.db.models import Base
-from servers import BACKENDS, backend_unavailable, new_database
+from servers import BACKENDS, backend_unavailable, drop_database, new_database
 
 
-def _url(backend: str, tmp_path: Path) -> str:
-    return new_database(backend) or f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``database(backend)`` -> the URL of a new, empty database, dropped after the test."""
+    made: list[str] = []
+
+    def make(backend: str) -> str:
+        url = new_database(backend)
+        made.append(url)
+        return url or f"sqlite:///{tmp_path / 'm.db'}"
+
+    yield make
+    for url in made:
+        drop_database(url)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_migrations_reach_the_models_schema(backend: str, tmp_path: Path) -> None:
+def test_migrations_reach_the_models_schema(backend: str, database: Callable[[str], str]) -> None:
     reason = backend_unavailable(backend)
     if reason:
         pytest.skip(reason)
-    engine = create_engine(_url(backend, tmp_path))
+    engine = create_engine(database(backend))
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -40,11 +52,12 @@ def test_migrations_reach_the_models_schema(backend: str, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_new_database_is_created_from_the_models_and_stamped(backend: str, tmp_path: Path) -> None:
+def test_a_new_database_is_created_from_the_models_and_stamped(backend: str,
+                                                               database: Callable[[str], str]) -> None:
     reason = backend_unavailable(backend)
     if reason:
         pytest.skip(reason)
-    engine = create_engine(_url(backend, tmp_path))
+    engine = create_engine(database(backend))
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
