@@ -1709,10 +1709,201 @@ def test_root_only_commands_refuse_everyone_else(world: World) -> None:
             role_denied(world, me, command)
 
 
+# -- 15. KV storages ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kv_res(world: World) -> dict[str, dict[str, Any]]:
+    """u2's KV storages (an ACCOUNT one with history, a TEMP one, its VM's) each with a key, and an open history
+    scroll; their secrets and values are u2's private names."""
+    u2 = world["u2"]
+    tag = uuid.uuid4().hex[:8]
+    acct = u2.api.createAccountKvStorage(accountid=u2.id, name=f"kv-u2-{tag}", historyenabled=True)["kvstorage"]
+    temp = u2.api.createTempKvStorage(ttl=3_600_000)["kvstorage"]
+    vm_id = world.vms["u2"]["id"]
+    deadline = time.monotonic() + 15
+    while True:  # made by the VM.CREATE event, delivered after the deployment committed
+        try:
+            vm = u2.api.getKvStorage(storageid=vm_id)["kvstorage"]
+            break
+        except CloudStackApiException:
+            assert time.monotonic() < deadline, "u2's VM has no KV storage"
+            time.sleep(0.1)
+    res = {"account": acct, "temp": temp, "vm": vm}
+    for kind, storage in res.items():
+        u2.api.setKvStorageValue(storageid=storage["id"], key="secret", value=f"kv-value-u2-{kind}-{tag}")
+        world.private_names["u2"] |= {storage["secretkey"], f"kv-value-u2-{kind}-{tag}"}
+    world.private_names["u2"].add(acct["name"])
+    scroll = u2.api.getKvStorageHistory(storageid=acct["id"], size=1, scroll=3_600_000)["kvresult"]
+    res["scroll"] = {"id": scroll["scrollid"]}
+    return res
+
+
+def _kv_calls(storage_id: str, account_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every KV command aimed at one storage (and its supposed owner account)."""
+    return [
+        ("getKvStorage", {"storageid": storage_id}),
+        ("regenerateKvStorageSecretKey", {"storageid": storage_id}),
+        ("getKvStorageValue", {"storageid": storage_id, "key": "secret"}),
+        ("getKvStorageValues", {"storageid": storage_id, "keys": "secret"}),
+        ("setKvStorageValue", {"storageid": storage_id, "key": "secret", "value": "hijacked"}),
+        ("setKvStorageValues", {"storageid": storage_id, "items": {"secret": "hijacked"}}),
+        ("deleteKvStorageKey", {"storageid": storage_id, "key": "secret"}),
+        ("deleteKvStorageKeys", {"storageid": storage_id, "keys": "secret"}),
+        ("listKvStorageKeys", {"storageid": storage_id}),
+        ("clearKvStorage", {"storageid": storage_id}),
+        ("getKvStorageHistory", {"storageid": storage_id}),
+        ("updateTempKvStorage", {"storageid": storage_id, "ttl": 1}),
+        ("deleteTempKvStorage", {"storageid": storage_id}),
+        ("deleteAccountKvStorage", {"accountid": account_id, "storageid": storage_id}),
+    ]
+
+
+@pytest.mark.parametrize("attacker", ["u1", "cu1", "u1a", "da1", "da1a", "ra1a"])
+def test_kv_storages_stay_in_reach(world: World, kv_res: dict[str, dict[str, Any]], attacker: str) -> None:
+    """Another account's ACCOUNT, VM and TEMP storages, through every one of the 18 KV commands (a TEMP storage
+    needs its owner or an admin over it: the original let anyone who knew the id act on it)."""
+    me, victim = world[attacker], world["u2"]
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("createAccountKvStorage", {"accountid": victim.id, "name": "x"}),
+        ("listAccountKvStorages", {"accountid": victim.id}),
+        ("scrollKvStorageHistory", {"scrollid": kv_res["scroll"]["id"], "timeout": 60000}),
+    ]
+    for kind in ("account", "temp", "vm"):
+        sid = kv_res[kind]["id"]
+        calls += _kv_calls(sid, victim.id)
+        calls.append(("deleteAccountKvStorage", {"accountid": me.id, "storageid": sid}))  # "mine", says the caller
+    for command, params in calls:
+        denied(world, me, command, **params)
+    # What the caller makes is its own: its temporary storage is out of the victim's reach in turn.
+    own = me.api.createTempKvStorage(ttl=600_000)["kvstorage"]
+    denied(world, victim, "getKvStorage", storageid=own["id"])
+    assert me.api.deleteTempKvStorage(storageid=own["id"])["success"] is True
+    # All of u2's still there, unchanged.
+    for kind in ("account", "temp", "vm"):
+        storage = kv_res[kind]
+        seen = world.admin.getKvStorage(storageid=storage["id"])["kvstorage"]
+        assert seen["secretkey"] == storage["secretkey"] and seen["deleted"] is False
+        assert seen.get("ttl") == storage.get("ttl")
+        assert world.admin.listKvStorageKeys(storageid=storage["id"])["kvresult"]["items"] == ["secret"]
+    listed = world.admin.listAccountKvStorages(accountid=victim.id)["kvstorage"]
+    assert [s["id"] for s in listed] == [kv_res["account"]["id"]]
+
+
+def test_kv_storages_reach_inside_the_subtree(world: World, kv_res: dict[str, dict[str, Any]]) -> None:
+    """u2, its domain's admin and a domain admin above it reach all of u2's storages."""
+    for label in ("u2", "da2", "rda"):
+        me = world[label]
+        for kind in ("account", "temp", "vm"):
+            sid = kv_res[kind]["id"]
+            assert me.api.getKvStorage(storageid=sid)["kvstorage"]["secretkey"] == kv_res[kind]["secretkey"]
+            assert me.api.getKvStorageValue(storageid=sid, key="secret")["kvresult"]["value"].startswith("kv-value")
+        listed = me.api.listAccountKvStorages(accountid=world["u2"].id)["kvstorage"]
+        assert [s["id"] for s in listed] == [kv_res["account"]["id"]]
+
+
+# -- 16. bundles and registered user data ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle_res(world: World) -> dict[str, dict[str, Any]]:
+    """u2's registered user data (with a variable), a private bundle using it and a VM deployed from that bundle,
+    and a bundle shared with u2's domain (D2) only. The private bundle's name and the user data are u2's."""
+    u2, c = world["u2"], world.catalog
+    tag = uuid.uuid4().hex[:8]
+    content = b64(f"ud-content-u2-{tag}")
+    ud = u2.api.registerUserData(name=f"ud-u2-{tag}", userdata=content, params="queue")["userdata"]
+    private = u2.api.createBundle(name=f"bundle-u2-{tag}", zoneid=c["advanced"], templateid=c["template"],
+                                  serviceofferingid=c["small"], userdataid=ud["id"],
+                                  userdatadetails=[{"queue": f"queue-u2-{tag}"}])["bundle"]
+    shared = u2.api.createBundle(name=f"dbundle-u2-{tag}", zoneid=c["advanced"], templateid=c["template"],
+                                 serviceofferingid=c["small"], visibility="Domain")["bundle"]
+    vm = u2.api.deployBundle(bundleid=private["id"], startvm=False)["virtualmachine"]
+    world.private_names["u2"] |= {ud["name"], content, private["name"], f"queue-u2-{tag}"}
+    return {"ud": ud, "private": private, "shared": shared, "vm": vm}
+
+
+@pytest.mark.parametrize("attacker", ["u1", "cu1", "u1a", "da1", "da1a", "ra1a"])
+def test_bundles_and_user_data_stay_in_reach(world: World, bundle_res: dict[str, dict[str, Any]],
+                                             attacker: str) -> None:
+    """Another domain's private and domain-shared bundles, and its registered user data, through every bundle and
+    user-data command."""
+    me, victim, c = world[attacker], world["u2"], world.catalog
+    ud, private, shared = bundle_res["ud"], bundle_res["private"], bundle_res["shared"]
+    owner = {"account": victim.name, "domainid": victim.domain_id}
+    base = {"zoneid": c["advanced"], "templateid": c["template"], "serviceofferingid": c["small"]}
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("updateBundle", {"id": private["id"], "name": "hijacked"}),
+        ("updateBundle", {"id": shared["id"], "visibility": "Private"}),
+        ("deleteBundle", {"id": private["id"]}),
+        ("deleteBundle", {"id": shared["id"]}),
+        ("deployBundle", {"bundleid": private["id"]}),
+        ("deployBundle", {"bundleid": shared["id"]}),
+        ("deployBundle", {"bundle": private["name"]}),
+        ("deployBundle", {"bundle": shared["name"]}),
+        ("createBundle", {"name": "x", **base, **owner}),
+        ("createBundle", {"name": "x", "userdataid": ud["id"], **base}),
+        ("registerUserData", {"name": "x", "userdata": b64("x"), **owner}),
+        ("deleteUserData", {"id": ud["id"]}),
+        ("linkUserDataToTemplate", {"templateid": world.res["u2"]["template"]["id"]}),
+        ("linkUserDataToTemplate", {"templateid": c["template"], "userdataid": ud["id"]}),
+        ("resetUserDataForVirtualMachine", {"id": bundle_res["vm"]["id"], "userdata": b64("hijacked")}),
+        ("deployVirtualMachine", {**base, "userdataid": ud["id"], "userdatadetails[0].queue": "x"}),
+    ]
+    for command, params in calls:
+        denied(world, me, command, **params)
+    for bundle in (private, shared):
+        hidden(world, me, "listBundles", "bundle", id=bundle["id"], listall=True)
+        hidden(world, me, "listBundles", "bundle", name=bundle["name"], listall=True)
+    hidden(world, me, "listBundles", "bundle", **owner)
+    hidden(world, me, "listUserData", "userdata", id=ud["id"], listall=True)
+    hidden(world, me, "listUserData", "userdata", **owner)
+    hidden(world, me, "listVirtualMachines", "virtualmachine", bundleid=private["id"], listall=True)
+    hidden(world, me, "listVirtualMachines", "virtualmachine", userdataid=ud["id"], listall=True)
+    for key, command in (("bundle", "listBundles"), ("userdata", "listUserData")):
+        assert_no_leak(world, me, getattr(me.api, command)(listall=True), {})
+    # Nothing changed.
+    for bundle in (private, shared):
+        now = world.admin.listBundles(id=bundle["id"], listall=True)["bundle"][0]
+        assert (now["name"], now["version"], now["visibility"]) == (bundle["name"], 1, bundle["visibility"])
+    assert world.admin.listUserData(id=ud["id"], listall=True)["userdata"][0]["userdata"] == ud["userdata"]
+    vm = world.admin.listVirtualMachines(id=bundle_res["vm"]["id"], listall=True)["virtualmachine"][0]
+    assert vm["bundleid"] == private["id"]
+    assert world.admin.getVirtualMachineUserData(virtualmachineid=vm["id"])["virtualmachineuserdata"]["userdata"] \
+        == ud["userdata"]
+
+
+def test_bundles_reach_inside_the_domain(world: World, bundle_res: dict[str, dict[str, Any]]) -> None:
+    """The positive side: u2's domain admin and a domain admin above it see and may change both bundles; another
+    user of D2 sees (and may deploy) only the shared one, and can't change it."""
+    private, shared = bundle_res["private"], bundle_res["shared"]
+    for label in ("da2", "rda"):
+        seen = {b["id"] for b in world[label].api.listBundles(listall=True)["bundle"]}
+        assert {private["id"], shared["id"]} <= seen
+        assert world[label].api.listUserData(id=bundle_res["ud"]["id"], listall=True)["userdata"]
+    t2 = world.make_actor("p2", accounttype=0, domainid=world.domains["D2"]["id"])  # a plain user of D2
+    assert [b["id"] for b in t2.api.listBundles()["bundle"]] == [shared["id"]]
+    vm = t2.api.deployBundle(bundle=shared["name"], startvm=False)["virtualmachine"]
+    assert vm["account"] == t2.name and vm["bundleid"] == shared["id"]
+    denied(world, t2, "updateBundle", id=shared["id"], name="mine")
+    denied(world, t2, "deployBundle", bundleid=private["id"])
+    world.admin.destroyVirtualMachine(id=vm["id"], expunge=True)
+
+
 # -- coverage ---------------------------------------------------------------------------------------------------
 
 #: Each API command -> the test proving it keeps tenants apart.
 COVERAGE = {
+    "createBundle": "test_bundles_and_user_data_stay_in_reach",
+    "listBundles": "test_bundles_and_user_data_stay_in_reach",
+    "updateBundle": "test_bundles_and_user_data_stay_in_reach",
+    "deleteBundle": "test_bundles_and_user_data_stay_in_reach",
+    "deployBundle": "test_bundles_and_user_data_stay_in_reach",
+    "registerUserData": "test_bundles_and_user_data_stay_in_reach",
+    "listUserData": "test_bundles_and_user_data_stay_in_reach",
+    "deleteUserData": "test_bundles_and_user_data_stay_in_reach",
+    "linkUserDataToTemplate": "test_bundles_and_user_data_stay_in_reach",
+    "resetUserDataForVirtualMachine": "test_bundles_and_user_data_stay_in_reach",
     "archiveEvents": "test_events_of_others_cannot_be_archived_or_deleted",
     "deleteEvents": "test_events_of_others_cannot_be_archived_or_deleted",
     "createAccount": "test_domain_admin_cannot_touch_outside_its_reach",
@@ -1868,6 +2059,24 @@ COVERAGE = {
     "listOsTypes": "test_every_read_is_scoped",
     "listAffinityGroupTypes": "test_every_read_is_scoped",
     "logout": "test_login_session_is_scoped_like_keys",
+    "createAccountKvStorage": "test_kv_storages_stay_in_reach",
+    "deleteAccountKvStorage": "test_kv_storages_stay_in_reach",
+    "listAccountKvStorages": "test_kv_storages_stay_in_reach",
+    "createTempKvStorage": "test_kv_storages_stay_in_reach",
+    "updateTempKvStorage": "test_kv_storages_stay_in_reach",
+    "deleteTempKvStorage": "test_kv_storages_stay_in_reach",
+    "getKvStorage": "test_kv_storages_stay_in_reach",
+    "regenerateKvStorageSecretKey": "test_kv_storages_stay_in_reach",
+    "getKvStorageValue": "test_kv_storages_stay_in_reach",
+    "getKvStorageValues": "test_kv_storages_stay_in_reach",
+    "setKvStorageValue": "test_kv_storages_stay_in_reach",
+    "setKvStorageValues": "test_kv_storages_stay_in_reach",
+    "deleteKvStorageKey": "test_kv_storages_stay_in_reach",
+    "deleteKvStorageKeys": "test_kv_storages_stay_in_reach",
+    "listKvStorageKeys": "test_kv_storages_stay_in_reach",
+    "clearKvStorage": "test_kv_storages_stay_in_reach",
+    "getKvStorageHistory": "test_kv_storages_stay_in_reach",
+    "scrollKvStorageHistory": "test_kv_storages_stay_in_reach",
 }
 
 

@@ -266,13 +266,13 @@ def test_bad_input_names_the_parameter(user: Tenant, sandbox: Sandbox) -> None:
 
 def test_offerings_need_providers_with_elements(user: Tenant, sandbox: Sandbox, sandbox_admin: CloudStack) -> None:
     off = sandbox_admin.createNetworkOffering(
-        name=unique("cfgdrive"), displaytext="config drive", traffictype="GUEST", guestiptype="Isolated",
+        name=unique("tungsten"), displaytext="no element", traffictype="GUEST", guestiptype="Isolated",
         supportedservices="Dhcp,Dns,UserData", enable=True,
         serviceproviderlist=[{"service": "Dhcp", "provider": "VirtualRouter"},
                              {"service": "Dns", "provider": "VirtualRouter"},
-                             {"service": "UserData", "provider": "ConfigDrive"}])["networkoffering"]
+                             {"service": "UserData", "provider": "Tungsten"}])["networkoffering"]
     err = error_of(lambda: isolated(user.api, sandbox, networkofferingid=off["id"]))
-    assert err["errorcode"] == 431 and "ConfigDrive" in err["errortext"] and "networkofferingid" in err["errortext"]
+    assert err["errorcode"] == 431 and "Tungsten" in err["errortext"] and "networkofferingid" in err["errortext"]
 
 
 def test_network_limit(make_sandbox_tenant: Any, sandbox: Sandbox, sandbox_admin: CloudStack) -> None:

@@ -20,6 +20,7 @@ maps an exception to a response in one place, by walking the MRO::
     ├── ResourceInUse               536 / 4375
     ├── NetworkRuleConflict         537 / 4360
     ├── ConcurrentOperation         530 / 4300  (another operation changed the resource first)
+    ├── WaitTimedOut                530 / 4250  (a parked job's deadline passed: readytimeout)
     └── ServiceUnavailable          503 / 4250
 """
 
@@ -124,6 +125,12 @@ class ServiceUnavailable(CloudError):
     error_code, cs_error_code, expose_to_users = 503, 4250, True
 
 
+class WaitTimedOut(CloudError):
+    """What a job waited for did not happen in time (a guest that never reported ready)."""
+
+    error_code, cs_error_code, expose_to_users = 530, 4250, True
+
+
 __all__ = [
     "USER_ERROR_MESSAGE",
     "AccountLimitExceeded",
@@ -143,6 +150,7 @@ __all__ = [
     "ResourceInUse",
     "ResourceUnavailable",
     "ServiceUnavailable",
+    "WaitTimedOut",
     "Unauthorized",
     "UnsupportedAction",
 ]

@@ -21,6 +21,7 @@ from overcast.access.roles import AccountType, RoleType
 from overcast.api.declare import Access
 from overcast.db.models import (
     Account,
+    Bundle,
     Domain,
     LaunchPermission,
     Template,
@@ -117,6 +118,8 @@ class AccessChecker:
                 raise PermissionDenied("Only root admins may change roles")
         elif isinstance(row, Template) and access is not Access.OPERATE and self.template_shared(caller, row):
             return  # public templates and ISOs, and those shared with the caller, may be seen and used
+        elif isinstance(row, Bundle) and access is not Access.OPERATE and bundle_shared(caller, row):
+            return  # public bundles, and bundles shared with the caller's domain, may be seen and deployed
         elif isinstance(row, Network) and row.acl_type == "Domain":
             self.check_domain_network(caller, row, access)
         elif isinstance(row, Nic):  # a NIC is its VM's
@@ -196,6 +199,16 @@ def scope_owned(
     return stmt.where(account_col == caller.account_id)
 
 
+def bundle_shared(caller: Caller, bundle: Bundle) -> bool:
+    """A bundle another account may list and deploy: public, or shared with the caller's domain."""
+    return bundle.visibility == "Public" or (bundle.visibility == "Domain" and bundle.domain_id == caller.domain_id)
+
+
+def bundle_shared_clause(caller: Caller) -> Any:
+    """SQL condition on Bundle rows: :func:`bundle_shared`."""
+    return or_(Bundle.visibility == "Public", (Bundle.visibility == "Domain") & (Bundle.domain_id == caller.domain_id))
+
+
 def resolve_owner_filters(
     checker: AccessChecker, caller: Caller, *, domain: Domain | None, account_name: str | None
 ) -> tuple[Domain | None, Account | None]:
@@ -235,6 +248,8 @@ def visible_accounts_clause(caller: Caller) -> Any:
 
 __all__ = [
     "AccessChecker",
+    "bundle_shared",
+    "bundle_shared_clause",
     "resolve_owner_filters",
     "scope_owned",
     "visible_accounts_clause",

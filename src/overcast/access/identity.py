@@ -257,6 +257,7 @@ class Identity:
         self._remove_account(caller, account)
 
     def _remove_account(self, caller: Caller, account: Account) -> None:
+        from overcast.db.models import Bundle
         from overcast.db.models import Session as LoginSession
         from overcast.engine.tags import remove_tags
 
@@ -267,6 +268,9 @@ class Identity:
         if users:
             self.s.execute(LoginSession.__table__.delete().where(LoginSession.user_id.in_([u.id for u in users])))
         account.removed, account.state = now, "disabled"
+        # Its bundles go with it: none stays shared with (or deployable by) anyone.
+        self.s.execute(Bundle.__table__.update().where(Bundle.account_id == account.id, Bundle.removed.is_(None))
+                       .values(removed=now, live_name=None))
         remove_tags(self.s, "User", [u.id for u in users])
         remove_tags(self.s, "Account", account.id)
         self.s.flush()

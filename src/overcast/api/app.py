@@ -12,12 +12,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from overcast.api.commands import load_all
 from overcast.api.declare import registry
 from overcast.api.dispatch import Dispatcher, Request
 from overcast.db.session import is_sqlite
+from overcast.kv.http import create_kv_app
 from overcast.services import Services
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,11 @@ def create_app(services: Services, *, start_workers: bool = True) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from overcast.kv.registry import subscribe as follow_kv_lifecycle
+        from overcast.plugins.simulator.guest import subscribe as simulate_guests
+
+        follow_kv_lifecycle(services)  # every process that records VM and account events
+        simulate_guests(services)  # simulator VMs with the simulator.guest.ready detail report ready
         if start_workers:
             services.jobs.start(dispatcher.job_hooks(), services.config.job_workers)
             if services.config.job_workers > 0:
@@ -100,15 +106,26 @@ def create_app(services: Services, *, start_workers: bool = True) -> Starlette:
 
                 register_tasks(services)
                 services.scheduler.start()
+        guest_services = None
+        if start_workers:  # the guest metadata and password listeners, and the config drive builder
+            from overcast.metadata.configdrive import watch_config_drives
+            from overcast.metadata.service import MetadataServers
+
+            watch_config_drives(services)
+            guest_services = MetadataServers(services)
+            await guest_services.start()
         try:
             yield
         finally:
+            if guest_services is not None:
+                await guest_services.stop()
             services.close()
 
     app = Starlette(
         routes=[Route("/client/api", api, methods=["GET", "POST"]),
                 Route("/client/api/", api, methods=["GET", "POST"]),
-                Route("/health", health, methods=["GET"])],
+                Route("/health", health, methods=["GET"]),
+                Mount("/kv", app=create_kv_app(services))],  # the KV storages' secret-key service
         lifespan=lifespan,
     )
     app.state.services = services

@@ -24,9 +24,11 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from overcast.access.roles import ALL_ROLES, RoleType
+from overcast.errors import InternalError
 
 if TYPE_CHECKING:
     from overcast.api.context import CallContext
@@ -99,6 +101,8 @@ class Param:
     #: A UUID parameter that takes CloudStack's ``-1`` ("all zones", "all projects"); elsewhere ``-1`` is
     #: refused like any unknown id. Set through ``Command.all_marker``; ``projectid`` always takes it.
     all_marker: bool = False
+    #: An Overcast addition to a CloudStack command (not in CloudStack's catalogue of it).
+    extension: bool = False
     attr: str = ""
 
     def named(self, attr: str) -> Param:
@@ -116,6 +120,8 @@ class Field:
     response: type[ResponseObject] | None = None
     #: When set, only callers of these role types see it.
     authorized: frozenset[RoleType] | None = None
+    #: An Overcast addition to a CloudStack response object (not in CloudStack's catalogue of it).
+    extension: bool = False
 
 
 class ResponseObject:
@@ -182,6 +188,16 @@ class FlatResult:
     fields: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Park:
+    """An async command's work is done but its job waits for ``key`` (``"vm-ready:<uuid>"``) until
+    ``until``: the job stays pending with no worker holding it, and the command's ``resume()`` hook
+    gives the result when the key is resumed or the deadline passes."""
+
+    key: str
+    until: datetime
+
+
 Result = ListResult | ObjectResult | Success | FlatResult
 
 
@@ -234,12 +250,21 @@ class Command:
     def event_description(self) -> str:
         return f"{self.name}"
 
+    def precheck(self, ctx: CallContext) -> None:
+        """Async commands: checks run before the job is queued (the caller's access to a resource named by
+        a plain string rather than an ``entity`` parameter), so a refusal is answered at once."""
+
     def prepare(self, ctx: CallContext) -> str | None:
         """For ``creates_entity`` commands: create the entity before queueing; return its uuid."""
         return None
 
     def recover(self, ctx: CallContext) -> None:
         """Called when a non-idempotent job was interrupted by a crash: leave its resource consistent."""
+
+    def resume(self, ctx: CallContext, how: str) -> Result:
+        """The result of a job that ``execute()`` parked (returned :class:`Park`), once woken: ``how``
+        is "ready" or "timeout"."""
+        raise InternalError(f"{self.name} does not wait")
 
 
 @dataclass

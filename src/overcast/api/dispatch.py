@@ -20,7 +20,7 @@ from overcast.access.auth import UNAUTHORIZED_TEXT, make_caller, parse_expires
 from overcast.access.caller import Caller
 from overcast.access.signing import verify
 from overcast.api.context import CallContext
-from overcast.api.declare import Command, registry
+from overcast.api.declare import Command, Park, registry
 from overcast.api.params import PROTOCOL_PARAMS, Binder, RequestParams
 from overcast.api.serialize import body_of, prune, render
 from overcast.db.models import Account, AsyncJob, Domain, Role, User
@@ -231,6 +231,7 @@ class Dispatcher:
 
             if ctx.session.scalar(select(AsyncJob.id).where(AsyncJob.uuid == job_uuid)) is not None:
                 raise InvalidParameterValue(f"A job with the id {job_uuid} already exists")
+        cmd.precheck(ctx)
         entity_uuid = cmd.prepare(ctx) if cls.creates_entity else None
         itype, iuuid = cmd.instance()
         if entity_uuid is not None:
@@ -296,10 +297,15 @@ class Dispatcher:
                     session.info[JOB_START_EVENT] = job.start_event_id  # events of the job continue it
                     cls, ctx, req = self._job_context(session, job)
                     cmd = cls(Binder(cls, ctx).bind(req))
-                    body = body_of(cmd.execute(ctx), cls.response.object_name)
+                    outcome = cmd.resume(ctx, job.resumed) if job.resumed else cmd.execute(ctx)
                     if not self._still_ours(session, job_id):
                         session.rollback()
                         return
+                    if isinstance(outcome, Park):
+                        jobs.park(job, outcome.key, outcome.until)
+                        session.commit()
+                        return
+                    body = body_of(outcome, cls.response.object_name)
                     jobs.complete(job, status=SUCCEEDED, result_code=0, result=prune(body))
                     session.commit()
                 except CloudError as exc:

@@ -70,6 +70,12 @@ def prepare_database(settings: ServerSettings) -> tuple[Any, tuple[str, str] | N
 @click.option("--node-name", help="Name of this node among several sharing a database.")
 @click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
 @click.option("--sandbox", is_flag=True, help="Seed the simulator sandbox zones and print the admin keys.")
+@click.option("--metadata-host", help="Address(es), comma separated, of the guest metadata and password services"
+              " (default 0.0.0.0).")
+@click.option("--metadata-port", type=int, help="Port of the guest metadata service (default 0: off; the"
+              " virtual router's is 80).")
+@click.option("--password-port", type=int, help="Port of the guest password server (default 0: off; the"
+              " virtual router's is 8080).")
 def serve(sandbox: bool, **kwargs: Any) -> None:
     """Run the management server."""
     import uvicorn
@@ -131,7 +137,7 @@ def _listening_sockets(host: str, port: int, count: int) -> list[Any]:
     return sockets
 
 
-def _serve_processes(settings: ServerSettings, services: Any) -> None:
+def _serve_processes(settings: ServerSettings, services: Any, make_app: Any = None, what: str = "/client/api") -> None:
     """``serve --processes N``: N processes forked once the database is ready, each accepting on its
     own socket of the port (SO_REUSEPORT). The first runs the job workers, heartbeats and periodic tasks; the others
     answer the API only (a job they queue waits for the first's next poll, at most half a second).
@@ -157,7 +163,7 @@ def _serve_processes(settings: ServerSettings, services: Any) -> None:
         raise click.ClickException(f"threads still running before fork: {threading.enumerate()}")
     load_all()  # imported once, shared by the children
     sockets = _listening_sockets(settings.host, settings.port, settings.processes)
-    click.echo(f"Overcast {__version__} listening on http://{settings.host}:{settings.port}/client/api"
+    click.echo(f"Overcast {__version__} listening on http://{settings.host}:{settings.port}{what}"
                f" ({settings.processes} processes)", err=True)
     sys.stderr.flush()
     children: dict[int, int] = {}
@@ -183,7 +189,7 @@ def _serve_processes(settings: ServerSettings, services: Any) -> None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             code = 0
             try:
-                app = create_app(Services.build(settings), start_workers=index == 0)
+                app = (make_app or create_app)(Services.build(settings), start_workers=index == 0)
                 for other in sockets[:index] + sockets[index + 1:]:
                     other.close()  # the kernel routes connections only to sockets someone accepts on
                 uvicorn.Server(uvicorn.Config(app, **UVICORN_OPTIONS)).run(sockets=[sockets[index]])
@@ -218,6 +224,42 @@ def _serve_processes(settings: ServerSettings, services: Any) -> None:
     sys.exit(status)
 
 
+@main.group()
+def kv() -> None:
+    """The KV storages' secret-key HTTP service."""
+
+
+def _kv_app(services: Any, start_workers: bool = False) -> Any:
+    from overcast.kv.http import PrefixStrip, create_kv_app
+
+    return PrefixStrip(create_kv_app(services, standalone=True))
+
+
+@kv.command("serve")
+@server_options
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 8080).")
+@click.option("--processes", type=int, help="Server processes sharing the port (default 1).")
+@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
+def kv_serve(**kwargs: Any) -> None:
+    """Run only the KV HTTP service (at / and at /kv/), on the management server's database: several
+    KV nodes can share one database with it."""
+    import uvicorn
+
+    settings = _settings(kwargs)
+    _logging(settings.log_level)
+    services, keys = prepare_database(settings)
+    if keys is not None:
+        click.echo("Admin API key:    " + keys[0], err=True)
+        click.echo("Admin secret key: " + keys[1], err=True)
+    if settings.processes > 1:
+        _serve_processes(settings, services, _kv_app, "/kv/")
+        return
+    click.echo(f"Overcast {__version__} KV service listening on http://{settings.host}:{settings.port}/kv/",
+               err=True)
+    uvicorn.run(_kv_app(services), host=settings.host, port=settings.port, **UVICORN_OPTIONS)
+
+
 def _seed_sandbox(services: Any, settings: ServerSettings) -> None:
     from overcast.engine.sandbox import seed_sandbox
 
@@ -234,6 +276,52 @@ def sandbox_cmd(**kwargs: Any) -> None:
     services, _ = prepare_database(settings)
     _seed_sandbox(services, settings)
     services.db.dispose()
+
+
+@main.group()
+def metadata() -> None:
+    """The guest metadata service (docs/metadata.md)."""
+
+
+@metadata.command("serve")
+@server_options
+@click.option("--metadata-host", help="Address(es) to listen on, comma separated (default 0.0.0.0).")
+@click.option("--metadata-port", type=int, help="Port of the metadata service (0: off).")
+@click.option("--password-port", type=int, help="Port of the password server (0: off).")
+@click.option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
+def metadata_serve(**kwargs: Any) -> None:
+    """Serve only the guest metadata and password services, from a server's database."""
+    import asyncio
+    import signal
+
+    from overcast.metadata.service import MetadataServers
+    from overcast.services import Services
+
+    settings = _settings(kwargs)
+    _logging(settings.log_level)
+    if not settings.metadata_port and not settings.password_port:
+        raise click.UsageError("Give --metadata-port or --password-port (or set them in the settings).")
+    services = Services.build(settings)
+
+    async def run() -> None:
+        servers = MetadataServers(services)
+        try:
+            await servers.start()
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        click.echo(f"Overcast guest metadata on {settings.metadata_host}: metadata port"
+                   f" {settings.metadata_port or 'off'}, password port {settings.password_port or 'off'}", err=True)
+        await stop.wait()
+        await servers.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        services.db.dispose()
 
 
 @main.group()

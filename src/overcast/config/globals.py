@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from overcast.db.models import ConfigValue
@@ -30,6 +30,7 @@ class Setting:
     scopes: tuple[str, ...] = ()
     is_dynamic: bool = True
     min_value: float | None = None
+    max_value: float | None = None
 
     def parse(self, raw: str | None) -> Any:
         if raw is None:
@@ -53,6 +54,8 @@ class Setting:
             raise InvalidParameterValue(f"Configuration {self.name} takes true or false, not {raw}")
         if self.min_value is not None and value is not None and value < self.min_value:
             raise InvalidParameterValue(f"Configuration {self.name} must be at least {self.min_value:g}")
+        if self.max_value is not None and value is not None and value > self.max_value:
+            raise InvalidParameterValue(f"Configuration {self.name} must be at most {self.max_value:g}")
         return raw.strip() if self.type != "String" else raw
 
 
@@ -94,6 +97,20 @@ SETTINGS: dict[str, Setting] = {
         Setting("expunge.interval", "86400", "Integer", "Seconds between expunge sweeps"),
         Setting("vm.userdata.max.length", "32768", "Integer",
                 "Largest VM user data accepted, in bytes of base64 text", min_value=1),
+        # guest metadata (overcast.metadata)
+        Setting("cloud.identifier", "", "String",
+                "Identifier of this cloud; guests see CloudStack-{<it>} as the cloud-identifier metadata item"
+                " (none while empty)"),
+        Setting("global.allow.expose.host.hostname", "false", "Boolean",
+                "Tell guests the name of their host (hypervisor-host-name metadata item), if"
+                " account.allow.expose.host.hostname also allows it"),
+        Setting("account.allow.expose.host.hostname", "false", "Boolean",
+                "Tell this account's guests the name of their host, if"
+                " global.allow.expose.host.hostname also allows it", scopes=("account",)),
+        Setting("metadata.custom.cloud.name", "", "String",
+                "Cloud name guests see as the cloud-name metadata item (none while empty)", scopes=("zone",)),
+        Setting("vm.configdrive.label", "config-2", "String",
+                "Volume label of config drive ISO images"),
         Setting("cpu.overprovisioning.factor", "1.0", "Float",
                 "CPU overprovisioning factor", category="Advanced", scopes=("cluster",), min_value=1),
         Setting("mem.overprovisioning.factor", "1.0", "Float",
@@ -140,6 +157,24 @@ SETTINGS: dict[str, Setting] = {
         Setting("vmsnapshot.max", "10", "Integer", "Maximum number of VM snapshots of one VM", min_value=1),
         Setting("allow.public.user.templates", "true", "Boolean",
                 "Let users (not admins) make their templates and ISOs public", scopes=("account",)),
+        # the built-in KV storage (overcast.kv)
+        Setting("storage.kv.vm.history.enabled", "false", "Boolean",
+                "Keep the history of new VM KV storages (read when the storage is created)"),
+        Setting("storage.kv.url.public", "", "String",
+                "URL of the KV HTTP service returned to users as url; empty: the /kv/ base URL of this server"),
+        Setting("storage.kv.key.max.bytes", "512", "Integer",
+                "Longest KV key accepted, in UTF-8 bytes (at most 512)", min_value=1, max_value=512),
+        Setting("storage.kv.value.max.bytes", "1048576", "Integer",
+                "Longest KV value accepted, in UTF-8 bytes; -1 for no limit", min_value=-1),
+        Setting("storage.kv.purge.interval", "600", "Integer",
+                "Seconds between sweeps that remove deleted and expired KV storages with their data",
+                min_value=1),
+        Setting("storage.kv.purge.delay", "3600", "Integer",
+                "Seconds a deleted or expired KV storage is kept (listed with deleted=true) before it is"
+                " removed with its keys and history", min_value=0),
+        Setting("storage.kv.reconcile.interval", "300", "Integer",
+                "Seconds between checks that every live VM has its KV storage and that storages of expunged"
+                " VMs and removed accounts are deleted", min_value=1),
     ]
 }
 
@@ -156,6 +191,7 @@ class GlobalSettings:
         self._cache: dict[tuple[str, str, int], str | None] = {}
         self._loaded_at = 0.0
         self._ttl = ttl
+        self._generation = 0  # bumped by invalidate(): a load that raced with a change isn't kept
 
     def _load(self) -> dict[tuple[str, str, int], str | None]:
         import time
@@ -164,17 +200,20 @@ class GlobalSettings:
         with self._lock:
             if now - self._loaded_at < self._ttl and self._cache:
                 return self._cache
+            generation = self._generation
         with self._sessions() as s:
             rows = s.execute(select(ConfigValue.name, ConfigValue.scope, ConfigValue.scope_id, ConfigValue.value))
             cache = {(n, sc, sid): v for n, sc, sid, v in rows}
         cache[("", "", 0)] = None  # never empty, so the TTL check holds
         with self._lock:
-            self._cache, self._loaded_at = cache, now
+            if generation == self._generation:
+                self._cache, self._loaded_at = cache, now
         return cache
 
     def invalidate(self) -> None:
         with self._lock:
             self._loaded_at = 0.0
+            self._generation += 1
 
     def raw(self, name: str, *, scope: str = "global", scope_id: int = 0) -> str | None:
         setting = SETTINGS[name]
@@ -198,3 +237,5 @@ class GlobalSettings:
             row.value = value
         session.flush()
         self.invalidate()
+        # again once the change is committed: a read between the flush and the commit cached the old value
+        event.listen(session, "after_commit", lambda _s: self.invalidate(), once=True)

@@ -52,6 +52,15 @@ class ServerSettings:
     #: length. Writes, logins and session requests always use the pool, as everything does on
     #: PostgreSQL and MariaDB.
     inline_reads: bool = True
+    #: The guest metadata service (user data, metadata, password; docs/metadata.md). Off while its port
+    #: is 0. ``metadata_host`` is the address it listens on, or several, comma separated: the guest
+    #: networks' gateway addresses where the guests reach it (CloudStack's virtual router serves port 80
+    #: there, the password on 8080).
+    metadata_host: str = "0.0.0.0"
+    #: Port of the metadata HTTP service (``/latest/user-data``, ``/latest/meta-data/...``); 0: off.
+    metadata_port: int = 0
+    #: Port of the password server (``DomU_Request: send_my_password``); 0: off.
+    password_port: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -98,3 +98,6 @@ def register_tasks(services: Services) -> None:
 
     sched.add("host.ping", lambda: float(services.settings.get("ping.interval")),
               lambda: check_hosts(services))
+    from overcast.kv.registry import register_tasks as register_kv_tasks
+
+    register_kv_tasks(services)

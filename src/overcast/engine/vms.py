@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import string
+from typing import Any
 from dataclasses import dataclass
 
 
@@ -51,6 +52,9 @@ from overcast.plugins.hypervisor import HostRef, HypervisorDriver, HypervisorErr
 logger = logging.getLogger(__name__)
 
 # State machine (CloudStack's VirtualMachine.State transitions, the events this engine uses).
+#: States that end the guest's readiness: it reports again after its next boot.
+NOT_READY_STATES = frozenset({"Starting", "Stopped", "Destroyed", "Expunging", "Error"})
+
 TRANSITIONS: dict[str, dict[str, str]] = {
     "Stopped": {"StartRequested": "Starting", "DestroyRequested": "Destroyed", "StopRequested": "Stopped",
                 "OperationFailed": "Stopped", "ExpungeOperation": "Expunging", "RestoringRequested": "Restoring",
@@ -113,17 +117,22 @@ class VmOps:
                 f"Unable to {action or event} VM {vm.display_name or vm.name}: it is in state {vm.state}",
                 uuids=[(vm.uuid, "virtualMachineId")])
         now = utcnow()
+        values: dict[str, Any] = dict(state=new_state, update_count=VirtualMachine.update_count + 1, state_changed=now)
+        if new_state in NOT_READY_STATES:
+            values["ready_at"] = None  # a new boot (or none): the guest reports ready again
         moved = self.s.execute(
             update(VirtualMachine)
             .where(VirtualMachine.id == vm.id, VirtualMachine.state == vm.state,
                    VirtualMachine.update_count == vm.update_count)
-            .values(state=new_state, update_count=VirtualMachine.update_count + 1, state_changed=now)
+            .values(**values)
             .execution_options(synchronize_session=False)).rowcount
         if not moved:
             raise ConcurrentOperation(
                 f"VM {vm.display_name or vm.name} was changed by another operation; try again",
                 uuids=[(vm.uuid, "virtualMachineId")])
         vm.state, vm.update_count, vm.state_changed = new_state, vm.update_count + 1, now
+        if new_state in NOT_READY_STATES:
+            vm.ready_at = None
         return new_state
 
     def reload(self, vm: VirtualMachine) -> VirtualMachine:

@@ -22,6 +22,7 @@ EVENT_TYPES: dict[str, str] = {
     "VM.RESETPASSWORD": "VirtualMachine", "VM.RESETSSHKEY": "VirtualMachine",
     "VM.MIGRATE": "VirtualMachine", "VM.MOVE": "VirtualMachine", "VM.RESTORE": "VirtualMachine",
     "VM.EXPUNGE": "VirtualMachine", "VM.RECOVER": "VirtualMachine",
+    "VM.READY": "VirtualMachine",  # Overcast: the guest reported it is configured and ready
     "VOLUME.CREATE": "Volume", "VOLUME.DELETE": "Volume", "VOLUME.ATTACH": "Volume",
     "VOLUME.DETACH": "Volume", "VOLUME.RESIZE": "Volume", "VOLUME.MIGRATE": "Volume",
     "VOLUME.DESTROY": "Volume", "VOLUME.RECOVER": "Volume", "VOLUME.EXPUNGE": "Volume",
@@ -71,6 +72,11 @@ EVENT_TYPES: dict[str, str] = {
     "SSHKEYPAIR.CREATE": "SSHKeyPair", "SSHKEYPAIR.DELETE": "SSHKeyPair",
     "VMGROUP.CREATE": "InstanceGroup", "VMGROUP.UPDATE": "InstanceGroup", "VMGROUP.DELETE": "InstanceGroup",
     "RESOURCE.LIMIT.UPDATE": "ResourceLimit",
+    # bundles (an Overcast extension) and registered user data
+    "BUNDLE.CREATE": "Bundle", "BUNDLE.UPDATE": "Bundle", "BUNDLE.DELETE": "Bundle",
+    "REGISTER.USER.DATA": "UserData",
+    # the built-in KV storage (the Generic KV Storage extension's EventTypes)
+    "STORAGE.KV.CREATE": "KvStorage", "STORAGE.KV.DELETE": "KvStorage",
 }  # fmt: skip
 
 #: Event states (com.cloud.event.Event.State).

@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, exists, select, update
@@ -57,10 +57,14 @@ def _claimable(*, skip_locked: bool) -> Any:
     """The query for the oldest runnable jobs. Built once: every idle worker polls with it twice a
     second, and building it (an alias above all) costs far more than running it."""
     earlier = aliased(AsyncJob)
+    # A parked job (waiting for its guest) does not hold up later jobs on the same resource: the
+    # owner may stop or destroy a VM that never reports ready.
     blocked = exists().where(
-        and_(earlier.sync_key == AsyncJob.sync_key, earlier.status == PENDING, earlier.id < AsyncJob.id)
+        and_(earlier.sync_key == AsyncJob.sync_key, earlier.status == PENDING, earlier.id < AsyncJob.id,
+             earlier.waiting_for.is_(None))
     )
     stmt = (select(AsyncJob.id).where(AsyncJob.status == PENDING, AsyncJob.claimed_by.is_(None),
+                                      AsyncJob.waiting_for.is_(None),
                                       ~(AsyncJob.sync_key.is_not(None) & blocked))
             .order_by(AsyncJob.id).limit(8))
     if skip_locked:
@@ -104,6 +108,31 @@ class JobQueue:
         job.result_type = result_type
         job.result = json.dumps(result) if result is not None else None
         job.completed = utcnow()
+
+    @staticmethod
+    def park(job: AsyncJob, key: str, until: datetime) -> None:
+        """Leave a job pending, held by no worker, until ``resume(key)`` or ``until``."""
+        job.waiting_for, job.wait_until, job.claimed_by, job.resumed = key, until, None, None
+
+    def resume(self, s: Session, key: str) -> int:
+        """Wake the jobs parked on ``key`` (in the caller's transaction); a worker then runs their
+        commands' resume() hook. Returns how many woke."""
+        woken = s.execute(update(AsyncJob).where(AsyncJob.waiting_for == key, AsyncJob.status == PENDING)
+                          .values(waiting_for=None, resumed="ready")
+                          .execution_options(synchronize_session=False)).rowcount
+        if woken:
+            self.wake()  # early is harmless: a worker that finds nothing yet polls again shortly
+        return int(woken or 0)
+
+    def expire_waits(self) -> int:
+        """Wake parked jobs whose deadline passed, to fail with their command's timeout error."""
+        with self.services.db.writer.begin() as s:
+            woken = s.execute(update(AsyncJob).where(
+                AsyncJob.waiting_for.is_not(None), AsyncJob.wait_until < utcnow(), AsyncJob.status == PENDING)
+                .values(waiting_for=None, resumed="timeout").execution_options(synchronize_session=False)).rowcount
+        if woken:
+            self.wake()
+        return int(woken or 0)
 
     # -- workers -----------------------------------------------------------------------------
     def start(self, hooks: JobHooks, workers: int) -> None:
@@ -196,6 +225,7 @@ class JobQueue:
             try:
                 self.beat()
                 self.recover_dead_nodes()
+                self.expire_waits()
                 self.expire_old_jobs()
             except Exception:
                 logger.exception("Heartbeat failed")

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = ("accounts", "addresses", "affinity", "config", "discovery", "domains", "events", "infra", "infra_network", "infra_storage", "jobs", "limits", "networks", "nics", "offerings", "roles", "securitygroups", "snapshots", "sshkeys", "tags", "templates", "users", "vms", "volumes")
+BUILTIN = ("accounts", "addresses", "affinity", "bundles", "config", "discovery", "domains", "events", "infra", "infra_network", "infra_storage", "jobs", "kv", "limits", "networks", "nics", "offerings", "roles", "securitygroups", "snapshots", "sshkeys", "tags", "templates", "userdata", "users", "vms", "volumes")
 _loaded = False
 
 

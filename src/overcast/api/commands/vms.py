@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 
@@ -10,8 +11,8 @@ from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.access.roles import ADMINS, ALL_ROLES, ROOT_ADMIN
 from overcast.api.context import CallContext
 from overcast.api.declare import (
-    BOOLEAN, LIST, LONG, MAP, STRING, UUID, Access, Command, Field, ListResult, ObjectResult,
-    Param, ResponseObject, Result, Success, SuccessResponse, api_command,
+    BOOLEAN, INTEGER, LIST, LONG, MAP, STRING, UUID, Access, Command, Field, ListResult, ObjectResult,
+    Param, Park, ResponseObject, Result, Success, SuccessResponse, api_command,
 )  # fmt: skip
 from overcast.api.listing import fetch_page, keyword_filter
 from overcast.api.params import details_map
@@ -20,6 +21,7 @@ from overcast.db.models import (
     Account,
     AffinityGroup,
     AffinityGroupVm,
+    Bundle,
     DiskOffering,
     Domain,
     Host,
@@ -31,14 +33,17 @@ from overcast.db.models import (
     SecurityGroupVm,
     ServiceOffering,
     Template,
+    UserData,
     VirtualMachine,
     Zone,
+    utcnow,
 )
-from overcast.engine.deploy import DeployRequest, add_to_group, allocate
+from overcast.engine.deploy import DeployRequest, add_to_group, allocate, template_usable
 from overcast.engine.tags import tag_filter
-from overcast.engine.userdata import validate_user_data
+from overcast.engine.userdata import Effective, effective, validate_for
 from overcast.engine.vms import NetworkRequest, VmOps
-from overcast.errors import InvalidParameterValue, PermissionDenied
+from overcast.engine.readiness import ready_key
+from overcast.errors import InvalidParameterValue, PermissionDenied, WaitTimedOut
 
 RELATED = ("deployVirtualMachine", "startVirtualMachine", "stopVirtualMachine", "rebootVirtualMachine",
            "destroyVirtualMachine", "listVirtualMachines", "updateVirtualMachine", "recoverVirtualMachine")
@@ -122,6 +127,10 @@ class DeployVirtualMachine(Command):
                       " data must be base64 encoded before adding it to the request. Using HTTP GET (via"
                       " querystring), you can send up to 4KB of data after base64 encoding. Using HTTP POST (via"
                       " POST body), you can send up to 1MB of data after base64 encoding.")
+    userdata_id = Param(UUID, "userdataid", entity=UserData, acl=Access.USE, since="4.18",
+                        description="the ID of the Userdata")
+    userdata_details = Param(MAP, "userdatadetails", since="4.18", description="used to specify the parameters"
+                             " values for the variables in userdata.")
     affinity_group_ids = Param(LIST, "affinitygroupids", item_type=UUID, entity=AffinityGroup, acl=Access.USE,
                                description="comma separated list of affinity groups id that are going to be"
                                " applied to the virtual machine. Mutually exclusive with affinitygroupnames"
@@ -170,6 +179,11 @@ class DeployVirtualMachine(Command):
                       " deploy-as-is, as we honour what is defined in the template.")
     password = Param(STRING, sensitive=True, since="4.19.0.0", description="The password of the virtual"
                      " machine. If null, a random password will be generated for the VM.")
+    ready_timeout = Param(INTEGER, "readytimeout", min_value=1, max_value=86400, extension=True,
+                          description="Overcast: wait up to this many seconds for the guest to report that it is"
+                          " configured and ready (its KV storage key 'ready', or POST /latest/ready to the"
+                          " metadata service); the job completes then, or fails when the time is up (the VM"
+                          " stays, not ready). Needs the VM started.")
 
     def prepare(self, ctx: CallContext) -> str | None:
         s = ctx.session
@@ -199,10 +213,9 @@ class DeployVirtualMachine(Command):
         keypairs = list(self.keypairs or [])
         if self.keypair:
             keypairs.insert(0, self.keypair)
-        user_data = None
-        if self.user_data:
-            user_data = validate_user_data(self.user_data, http_method=ctx.http_method,
-                                           max_length=int(ctx.setting("vm.userdata.max.length")))
+        # A template the owner can't use is refused by allocate(), before its linked user data shows.
+        user_data = (self.effective_user_data(ctx) if template_usable(ctx, self.template, account)
+                     else Effective(None, None, None))
         affinity = list(self.affinity_group_ids or [])
         for name in self.affinity_group_names or []:
             ag = s.scalar(select(AffinityGroup).where(AffinityGroup.account_id == account.id, AffinityGroup.name == name))
@@ -221,11 +234,15 @@ class DeployVirtualMachine(Command):
         memory = _int_detail(details, "memory")
         if self.disk_offering is not None and self.size is not None and not self.disk_offering.customized:
             raise InvalidParameterValue("size can only be given with a custom disk offering")
+        if self.ready_timeout is not None and self.start_vm is False:
+            raise InvalidParameterValue("readytimeout needs the VM started: a VM deployed with startvm=false"
+                                        " can't report ready")
         vm = allocate(ctx, DeployRequest(
             account=account, zone=self.zone, template=self.template, offering=self.offering,
             disk_offering=self.disk_offering, size_gb=self.size, root_disk_size_gb=self.root_disk_size,
             name=self.name, display_name=self.display_name, group=self.group, networks=networks,
-            ip_address=self.ip_address, keypairs=keypairs, user_data=user_data,
+            ip_address=self.ip_address, keypairs=keypairs, user_data=user_data.user_data,
+            userdata_id=user_data.userdata_id, userdata_details=user_data.details,
             affinity_groups=affinity, security_groups=groups,
             details={k: v for k, v in details.items() if k not in ("cpuNumber", "cpuSpeed", "memory")},
             cpu=cpu, speed=speed, memory=memory, hypervisor=self.hypervisor, host=self.host,
@@ -233,8 +250,18 @@ class DeployVirtualMachine(Command):
             dynamically_scalable=self.dynamic_scaling, boot_type=self.boot_type, boot_mode=self.boot_mode,
             password=self.password,
         ))  # fmt: skip
+        self.allocated(ctx, vm)
         self.raw_vm_uuid = vm.uuid
         return vm.uuid
+
+    def effective_user_data(self, ctx: CallContext) -> Effective:
+        """The VM's user data from ``userdata``/``userdataid``/``userdatadetails`` and the template's link."""
+        return effective(ctx, self.template, user_data=validate_for(ctx, self.user_data, http_method=ctx.http_method),
+                         registered=self.userdata_id, details=details_map(self.userdata_details))
+
+    def allocated(self, ctx: CallContext, vm: VirtualMachine) -> None:
+        """Called with the new VM row, in the same transaction: commands that deploy through this one
+        (deployBundle) record what they add."""
 
     def instance(self) -> tuple[str | None, str | None]:
         return "VirtualMachine", getattr(self, "raw_vm_uuid", None)
@@ -255,7 +282,39 @@ class DeployVirtualMachine(Command):
                 ops.fail_deployment(vm)
                 ctx.checkpoint()
                 raise
+            if self.ready_timeout is not None:
+                ctx.checkpoint()
+                # Locked as report_ready locks it: a report either shows here or wakes the parked job.
+                ready = ctx.session.scalar(select(VirtualMachine.ready_at).where(VirtualMachine.id == vm.id)
+                                           .with_for_update())
+                if ready is None:
+                    return Park(ready_key(vm.uuid), utcnow() + timedelta(seconds=self.ready_timeout))
+                ctx.session.refresh(vm)
         return vm_result(ctx, vm, show_password=True)
+
+    def resume(self, ctx: CallContext, how: str) -> Result:
+        vm = ctx.job_entity(VirtualMachine)
+        if vm is None:
+            raise InvalidParameterValue("The VM of this deployment no longer exists")
+        if how != "ready" and vm.ready_at is None:
+            raise WaitTimedOut(f"VM {vm.display_name or vm.name} did not report ready within {self.ready_timeout}"
+                               f" s (parameter readytimeout); it stays {vm.state}, not ready",
+                               uuids=[(vm.uuid, "virtualMachineId")])
+        # The password is shown once, by the job's result, as without readytimeout.
+        return vm_result(ctx, vm, show_password=True)
+
+
+def set_user_data(ctx: CallContext, vm: VirtualMachine, user_data: str | None, registered: UserData | None,
+                  details: list[dict[str, str]] | None) -> None:
+    """Give a VM new user data (updateVirtualMachine, resetUserDataForVirtualMachine): validated, under
+    its template's override policy, with the variables checked."""
+    template = ctx.session.get(Template, vm.template_id)
+    assert template is not None
+    if not user_data and registered is None and details is not None and vm.userdata_id:
+        registered = ctx.session.get(UserData, vm.userdata_id)  # new values for the same registered user data
+    ud = effective(ctx, template, user_data=validate_for(ctx, user_data, http_method=ctx.http_method),
+                   registered=registered, details=details_map(details))
+    vm.user_data, vm.userdata_id, vm.userdata_details = ud.user_data, ud.userdata_id, ud.details
 
 
 def _int_detail(details: dict[str, str], key: str) -> int | None:
@@ -409,6 +468,10 @@ class UpdateVirtualMachine(Command):
                       " data must be base64 encoded before adding it to the request. Using HTTP GET (via"
                       " querystring), you can send up to 4KB of data after base64 encoding. Using HTTP POST"
                       " (via POST body), you can send up to 1MB of data after base64 encoding.")
+    userdata_id = Param(UUID, "userdataid", entity=UserData, acl=Access.USE, since="4.18", description="the ID"
+                        " of the userdata")
+    userdata_details = Param(MAP, "userdatadetails", since="4.18", description="used to specify the parameters"
+                             " values for the variables in userdata.")
     details = Param(MAP, since="4.3", description="Details in key/value pairs. 'extraconfig' is not allowed to"
                     " be passed in details.")
     cleanup_details = Param(BOOLEAN, "cleanupdetails", description="optional boolean field, which indicates if"
@@ -445,9 +508,8 @@ class UpdateVirtualMachine(Command):
                 add_to_group(ctx, vm, self.group)
         if self.ha_enable is not None:
             vm.ha_enabled = self.ha_enable
-        if self.user_data is not None:
-            vm.user_data = validate_user_data(self.user_data, http_method=ctx.http_method,
-                                              max_length=int(ctx.setting("vm.userdata.max.length")))
+        if self.user_data is not None or self.userdata_id is not None or self.userdata_details is not None:
+            set_user_data(ctx, vm, self.user_data, self.userdata_id, self.userdata_details)
         if self.cleanup_details:
             vm.details = None
         elif self.details is not None:
@@ -655,6 +717,15 @@ class ListVirtualMachines(Command):
                      " command's caller; if set to true - list resources that the caller is authorized to see."
                      " Default value is false")
     project = Param(UUID, "projectid", description="list objects by project; if projectid=-1 lists All VMs")
+    show_user_data = Param(BOOLEAN, "userdata", since="4.18.0.0", description="Whether to return the VMs'"
+                           " user data or not. By default, user data will not be returned.")
+    userdata_id = Param(UUID, "userdataid", since="4.20.1", description="the ID of the userdata")
+    bundle = Param(UUID, "bundleid", extension=True, description="list VMs deployed from this bundle (any"
+                   " version); an Overcast extension")
+    bundle_version = Param(INTEGER, "bundleversion", extension=True, min_value=1, description="with bundleid:"
+                           " list VMs deployed from this version of the bundle; an Overcast extension")
+    ready = Param(BOOLEAN, extension=True, description="list only VMs whose guest has (true) or has not (false)"
+                  " reported ready since it last booted; an Overcast extension")
 
     def execute(self, ctx: CallContext) -> Result:
         me, s = ctx.me, ctx.session
@@ -681,9 +752,17 @@ class ListVirtualMachines(Command):
         for value, model, col in ((self.zone, Zone, VirtualMachine.zone_id), (self.host, Host, VirtualMachine.host_id),
                                   (self.template, Template, VirtualMachine.template_id),
                                   (self.iso, Template, VirtualMachine.iso_id),
-                                  (self.offering, ServiceOffering, VirtualMachine.service_offering_id)):
+                                  (self.offering, ServiceOffering, VirtualMachine.service_offering_id),
+                                  (self.userdata_id, UserData, VirtualMachine.userdata_id),
+                                  (self.bundle, Bundle, VirtualMachine.bundle_id)):
             if value:
                 stmt = stmt.where(col.in_(select(model.id).where(model.uuid == value)))
+        if self.bundle_version is not None:
+            if not self.bundle:
+                raise InvalidParameterValue("bundleversion needs bundleid")
+            stmt = stmt.where(VirtualMachine.bundle_version == self.bundle_version)
+        if self.ready is not None:
+            stmt = stmt.where(VirtualMachine.ready_at.is_not(None) if self.ready else VirtualMachine.ready_at.is_(None))
         if self.network:
             stmt = stmt.where(VirtualMachine.id.in_(select(Nic.vm_id).join(Network, Network.id == Nic.network_id)
                                                     .where(Network.uuid == self.network, Nic.removed.is_(None))))
@@ -717,7 +796,8 @@ class ListVirtualMachines(Command):
             stmt = stmt.where(kw)
         rows, count = fetch_page(ctx, stmt, self)
         detail = "min" if self.details and [d.lower() for d in self.details] == ["min"] else "all"
-        return ListResult(vm_payload(s, rows, root_admin=me.is_root_admin, details=detail), count)
+        return ListResult(vm_payload(s, rows, root_admin=me.is_root_admin, details=detail,
+                                     user_data=bool(self.show_user_data)), count)
 
 
 __all__ = ["DeployVirtualMachine", "ListVirtualMachines", "vm_result"]

@@ -12,7 +12,7 @@ from overcast.access.caller import Caller
 from overcast.api.declare import Field, ResponseObject
 from overcast.api.responses.common import Owners, ResourceTagResponse, tags_for
 from overcast.api.serialize import cs_date
-from overcast.db.models import GuestOs, ImageStore, Template, TemplateZone, Zone
+from overcast.db.models import GuestOs, ImageStore, Template, TemplateZone, UserData, Zone
 from overcast.engine.templates import checksum_value
 
 F = Field
@@ -67,6 +67,12 @@ class TemplateResponse(ResponseObject):
         F("requireshvm", "boolean", "true if template requires HVM enabled, false otherwise"),
         F("hasannotations", "boolean", "whether this template has annotations"),
         F("tags", "set", "the list of resource tags associated", response=ResourceTagResponse),
+        F("userdataid", "string", "the id of userdata linked to this template"),
+        F("userdataname", "string", "the name of userdata linked to this template"),
+        F("userdatapolicy", "string", "the userdata override policy with the userdata provided while deploying"
+          " VM"),
+        F("userdataparams", "string", "list of parameters which contains the list of keys or string parameters"
+          " that are needed to be passed for any variables declared in userdata"),
     )
 
 
@@ -147,6 +153,7 @@ def template_payload(s: Session, rows: list[tuple[Template, TemplateZone | None]
     stores = load(ImageStore, {r.store_id or 0 for _, r in rows if r is not None})
     oses = load(GuestOs, {t.guest_os_id or 0 for t in templates.values()})
     sources = load(Template, {t.source_template_id or 0 for t in templates.values()})
+    linked = load(UserData, {t.userdata_id or 0 for t in templates.values()})
     tmpl_ids = [i for i, t in templates.items() if t.format != "ISO"]
     iso_ids = [i for i, t in templates.items() if t.format == "ISO"]
     tags = {**tags_for(s, "Template", tmpl_ids), **tags_for(s, "ISO", iso_ids)}
@@ -171,6 +178,10 @@ def template_payload(s: Session, rows: list[tuple[Template, TemplateZone | None]
             "isdynamicallyscalable": t.dynamically_scalable, "directdownload": t.direct_download,
             "bits": t.bits, "arch": t.arch, "hasannotations": False, "tags": tags.get(t.id, []),
         }  # fmt: skip
+        ud = linked.get(t.userdata_id or 0)
+        if ud is not None:
+            item.update({"userdataid": ud.uuid, "userdataname": ud.name, "userdatapolicy": t.userdata_policy,
+                         "userdataparams": ud.params})
         if full or owner_view:
             item["status"] = template_status(t, ref)
             item["url"] = t.url

@@ -14,6 +14,7 @@ from overcast.api.serialize import cs_date
 from overcast.db.models import (
     AffinityGroup,
     AffinityGroupVm,
+    Bundle,
     DiskOffering,
     GuestOs,
     Host,
@@ -27,6 +28,7 @@ from overcast.db.models import (
     ServiceOffering,
     Template,
     User,
+    UserData,
     VirtualMachine,
     Volume,
     Zone,
@@ -167,6 +169,16 @@ class UserVmResponse(ResponseObject):
         F("userdatadetails", "string", "list of variables and values for the variables declared in userdata"),
         F("userdatapolicy", "string", "the userdata override policy with the userdata provided while"
           " deploying VM"),
+        F("userdata", "string", "Base64 string containing the user data (listVirtualMachines userdata=true)"),
+        F("bundleid", "string", "the ID of the bundle the VM was deployed from (an Overcast extension)",
+          extension=True),
+        F("bundlename", "string", "the name of the bundle the VM was deployed from (an Overcast extension)",
+          extension=True),
+        F("bundleversion", "integer", "the version of the bundle the VM was deployed from (an Overcast"
+          " extension)", extension=True),
+        F("ready", "boolean", "whether the guest reported that it is configured and ready since it last booted"
+          " (an Overcast extension)", extension=True),
+        F("readyat", "date", "when the guest reported ready (an Overcast extension)", extension=True),
         F("bootmode", "string", "Guest vm Boot Mode"),
         F("boottype", "string", "Guest vm Boot Type"),
         F("arch", "string", "CPU arch of the VM"),
@@ -180,7 +192,7 @@ class UserVmResponse(ResponseObject):
 
 
 def vm_payload(s: Session, vms: list[VirtualMachine], *, root_admin: bool, details: str = "all",
-               show_password: bool = False) -> list[dict[str, Any]]:
+               show_password: bool = False, user_data: bool = False) -> list[dict[str, Any]]:
     """Wire dicts for ``vms``. ``details='min'`` skips NICs, groups and tags (and their queries)."""
     if not vms:
         return []
@@ -197,6 +209,8 @@ def vm_payload(s: Session, vms: list[VirtualMachine], *, root_admin: bool, detai
     hosts = load(Host, {v.host_id or 0 for v in vms})
     oses = load(GuestOs, {v.guest_os_id or 0 for v in vms})
     users = load(User, {v.user_id for v in vms})
+    registered = load(UserData, {v.userdata_id or 0 for v in vms})
+    bundles = load(Bundle, {v.bundle_id or 0 for v in vms})
     ids = [v.id for v in vms]
     full = details != "min"
     nics: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
@@ -262,8 +276,19 @@ def vm_payload(s: Session, vms: list[VirtualMachine], *, root_admin: bool, detai
             "keypairs": v.keypairs, "displayvm": v.display_vm, "isdynamicallyscalable": v.dynamically_scalable,
             "deleteprotection": v.delete_protection, "bootmode": v.boot_mode.lower(),
             "boottype": v.boot_type.capitalize() if v.boot_type != "UEFI" else "UEFI", "arch": "x86_64",
-            "vmtype": "UserVm",
+            "vmtype": "UserVm", "ready": v.ready_at is not None, "readyat": cs_date(v.ready_at),
         }  # fmt: skip
+        if v.userdata_id:
+            ud = registered.get(v.userdata_id)
+            item.update({"userdataid": ud.uuid if ud else None, "userdataname": ud.name if ud else None,
+                         "userdatadetails": v.userdata_details,
+                         "userdatapolicy": tmpl.userdata_policy if tmpl and tmpl.userdata_id else None})
+        if user_data:
+            item["userdata"] = v.user_data
+        if v.bundle_id:
+            b = bundles.get(v.bundle_id)
+            item.update({"bundleid": b.uuid if b else None, "bundlename": b.name if b else None,
+                         "bundleversion": v.bundle_version})
         if full:
             g = groups.get(v.id)
             ip = public.get(v.id)

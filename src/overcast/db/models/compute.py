@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from overcast.db.models.core import Base, BigId, new_uuid, utcnow
+from overcast.db.models.core import Base, BigId, LongText, new_uuid, utcnow
 
 
 class VirtualMachine(Base):
@@ -56,7 +56,7 @@ class VirtualMachine(Base):
     dynamically_scalable: Mapped[bool] = mapped_column(Boolean, default=False)
     delete_protection: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Base64 user data as given (re-padded).
-    user_data: Mapped[str | None] = mapped_column(Text)
+    user_data: Mapped[str | None] = mapped_column(LongText)
     userdata_id: Mapped[int | None] = mapped_column(BigId)
     userdata_details: Mapped[str | None] = mapped_column(Text)
     #: The guest password set at deploy or reset, until the guest has fetched it.
@@ -70,6 +70,9 @@ class VirtualMachine(Base):
     #: Bundle (recipe) the VM was deployed from, and its version.
     bundle_id: Mapped[int | None] = mapped_column(BigId)
     bundle_version: Mapped[int | None] = mapped_column(Integer)
+    #: When the guest reported that it is configured and ready (KV storage key or metadata service);
+    #: NULL until then, and again once the VM stops or is reinstalled.
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     #: Set when the VM is expunged.
     removed: Mapped[datetime | None] = mapped_column(DateTime)

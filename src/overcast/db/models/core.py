@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -34,6 +35,8 @@ NAMING_CONVENTION = {
 
 #: Integer primary keys: BIGINT on servers, INTEGER on SQLite (where only INTEGER autoincrements).
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: Text of any length: TEXT holds only 64 KiB on MariaDB/MySQL, so LONGTEXT there.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -162,8 +165,9 @@ class AsyncJob(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     domain_id: Mapped[int] = mapped_column(ForeignKey("domain.id"))
     command: Mapped[str] = mapped_column(String(255))
-    #: The validated parameters, as JSON (sensitive ones included: jobs need them to run).
-    params: Mapped[str] = mapped_column(Text)
+    #: The validated parameters, as JSON (sensitive ones included: jobs need them to run). Of any length:
+    #: a deployment's parameters hold up to 1 MB of user data.
+    params: Mapped[str] = mapped_column(LongText)
     status: Mapped[int] = mapped_column(Integer, default=0)
     proc_status: Mapped[int] = mapped_column(Integer, default=0)
     result_code: Mapped[int] = mapped_column(Integer, default=0)
@@ -178,6 +182,12 @@ class AsyncJob(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: The Scheduled event recorded when the job was queued; later events of the job point to it.
     start_event_id: Mapped[int | None] = mapped_column(BigId)
+    #: A parked job: its command did its work and waits for something ("vm-ready:<uuid>") with no
+    #: worker holding it; ``wait_until`` is the deadline. Waking clears it and sets ``resumed``
+    #: ("ready" or "timeout"), and a worker runs the command's resume() hook.
+    waiting_for: Mapped[str | None] = mapped_column(String(80), index=True)
+    wait_until: Mapped[datetime | None] = mapped_column(DateTime)
+    resumed: Mapped[str | None] = mapped_column(String(16))
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     completed: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -249,6 +259,7 @@ __all__ = [
     "AsyncJob",
     "Base",
     "BigId",
+    "LongText",
     "ConfigValue",
     "Domain",
     "Event",
