@@ -91,7 +91,10 @@ class OwnedList(Command):
         """``select(model)`` of live rows the caller may see and asked for. ``by_id``: the caller names
         rows by id; an admin then finds any it may see, as CloudStack's list criteria do."""
         domain, account = resolve_owner_filters(ctx.acl, ctx.me, domain=self.domain, account_name=self.account)
-        return scope_owned(select(model).where(model.removed.is_(None)).order_by(model.id), ctx.me,  # type: ignore[attr-defined]
+        stmt = select(model).order_by(model.id)  # type: ignore[attr-defined]
+        if hasattr(model, "removed"):  # soft-deleted kinds; the others' rows are gone when deleted
+            stmt = stmt.where(model.removed.is_(None))
+        return scope_owned(stmt, ctx.me,
                            account_col=model.account_id, domain_col=model.domain_id,  # type: ignore[attr-defined]
                            list_all=bool(self.list_all) or self.project == -1 or (by_id and ctx.me.is_admin),
                            is_recursive=bool(self.is_recursive), domain=domain, account=account)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 
-from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.access.roles import ALL_ROLES
 from overcast.api.commands.vms import RELATED, VmCommand, owner_account, vm_result
 from overcast.api.context import CallContext
 from overcast.api.declare import (
-    BOOLEAN, LIST, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result, Success,
+    LIST, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result, Success,
     SuccessResponse, api_command,
 )  # fmt: skip
-from overcast.api.listing import fetch_page, keyword_filter
+from overcast.api.listing import OwnedList, fetch_page, keyword_filter
 from overcast.api.responses.sshkeys import (
     CreatedKeyPairResponse,
     RegisteredKeyPairResponse,
@@ -72,26 +70,13 @@ class DeleteSSHKeyPair(Command):
 
 @api_command("listSSHKeyPairs", response=SSHKeyPairResponse, roles=ALL_ROLES, is_list=True,
              description="List registered keypairs")
-class ListSSHKeyPairs(Command):
+class ListSSHKeyPairs(OwnedList):
     id = Param(UUID, since="4.17", related=KEY_RELATED, description="the ID of the ssh keypair")
     name = Param(STRING, description="A key pair name to look for")
     fingerprint = Param(STRING, description="A public key fingerprint to look for")
-    account = Param(STRING, description="list resources by account. Must be used with the domainId parameter.")
-    domain = Param(UUID, "domainid", entity=Domain, description="list only resources belonging to the domain"
-                   " specified")
-    is_recursive = Param(BOOLEAN, "isrecursive", description="defaults to false, but if true, lists all"
-                         " resources from the parent specified by the domainId till leaves.")
-    list_all = Param(BOOLEAN, "listall", description="If set to false, list only resources belonging to the"
-                     " command's caller; if set to true - list resources that the caller is authorized to see."
-                     " Default value is false")
-    project = Param(UUID, "projectid", description="list objects by project; if projectid=-1 lists All VMs")
 
     def execute(self, ctx: CallContext) -> Result:
-        me = ctx.me
-        domain, account = resolve_owner_filters(ctx.acl, me, domain=self.domain, account_name=self.account)
-        stmt = scope_owned(select(SshKeyPair).order_by(SshKeyPair.id), me, account_col=SshKeyPair.account_id,
-                           domain_col=SshKeyPair.domain_id, list_all=bool(self.list_all) or self.project == -1,
-                           is_recursive=bool(self.is_recursive), domain=domain, account=account)
+        stmt = self.scoped(ctx, SshKeyPair)
         if self.id:
             stmt = stmt.where(SshKeyPair.uuid == self.id)
         if self.name is not None:

@@ -3,18 +3,16 @@ VM's user data. Validation and the override policies are in :mod:`overcast.engin
 
 from __future__ import annotations
 
-from sqlalchemy import select
 
-from overcast.access.acl import resolve_owner_filters, scope_owned
 from overcast.access.roles import ALL_ROLES
 from overcast.api.commands.templates import one as template_result
 from overcast.api.commands.vms import RELATED, owner_account, set_user_data, vm_result
 from overcast.api.context import CallContext
 from overcast.api.declare import (
-    BOOLEAN, MAP, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result, Success,
+    MAP, STRING, UUID, Access, Command, ListResult, ObjectResult, Param, Result, Success,
     SuccessResponse, api_command,
 )  # fmt: skip
-from overcast.api.listing import fetch_page, keyword_filter
+from overcast.api.listing import OwnedList, fetch_page, keyword_filter
 from overcast.api.responses.templates import TemplateResponse
 from overcast.api.responses.userdata import UserDataResponse, userdata_payload
 from overcast.api.responses.vms import UserVmResponse
@@ -47,25 +45,12 @@ class RegisterUserData(Command):
 
 @api_command("listUserData", response=UserDataResponse, roles=ALL_ROLES, is_list=True, since="4.18",
              description="List registered userdatas")
-class ListUserData(Command):
+class ListUserData(OwnedList):
     id = Param(UUID, related=UD_RELATED, description="the ID of the Userdata")
     name = Param(STRING, description="Userdata name to look for")
-    account = Param(STRING, description="list resources by account. Must be used with the domainId parameter.")
-    domain = Param(UUID, "domainid", entity=Domain, description="list only resources belonging to the domain"
-                   " specified")
-    is_recursive = Param(BOOLEAN, "isrecursive", description="defaults to false, but if true, lists all"
-                         " resources from the parent specified by the domainId till leaves.")
-    list_all = Param(BOOLEAN, "listall", description="If set to false, list only resources belonging to the"
-                     " command's caller; if set to true - list resources that the caller is authorized to see."
-                     " Default value is false")
-    project = Param(UUID, "projectid", description="list objects by project; if projectid=-1 lists All VMs")
 
     def execute(self, ctx: CallContext) -> Result:
-        me = ctx.me
-        domain, account = resolve_owner_filters(ctx.acl, me, domain=self.domain, account_name=self.account)
-        stmt = scope_owned(select(UserData).order_by(UserData.id), me, account_col=UserData.account_id,
-                           domain_col=UserData.domain_id, list_all=bool(self.list_all) or self.project == -1,
-                           is_recursive=bool(self.is_recursive), domain=domain, account=account)
+        stmt = self.scoped(ctx, UserData)
         if self.id:
             stmt = stmt.where(UserData.uuid == self.id)
         if self.name is not None:
