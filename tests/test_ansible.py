@@ -297,3 +297,11 @@ def test_volume_lifecycle_snapshot_policy_and_vm_snapshot(playbooks: Playbooks, 
     playbooks.converge("volumes.yml", "absent")
     assert volume() is None
     assert listed(api, "listVirtualMachines", "virtualmachine", name="ansible-vol-vm") == []
+
+
+def test_image_store(playbooks: Playbooks, api: CloudStack) -> None:
+    playbooks.converge("image_stores.yml", "present")
+    (store,) = listed(api, "listImageStores", "imagestore", name="ansible-secondary")
+    assert (store["url"], store["providername"]) == ("nfs://10.1.1.9/export/ansible-secondary", "NFS")
+    playbooks.converge("image_stores.yml", "absent")
+    assert listed(api, "listImageStores", "imagestore", name="ansible-secondary") == []

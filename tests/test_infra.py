@@ -330,7 +330,10 @@ def test_image_and_staging_stores(api: CloudStack) -> None:
           zoneid=zone["id"], name=store["name"])
     fails(api.addImageStore, 431, "url", provider="NFS", url="http://10.1.1.2/x", zoneid=zone["id"])
     fails(api.addImageStore, 431, "zoneid", provider="NFS", url="nfs://10.1.1.2/export/nozone")
-    fails(api.addImageStore, 431, "provider", provider="S3", url="nfs://10.1.1.2/export/s3", zoneid=zone["id"])
+    fails(api.addImageStore, 431, "details[accesskey]", provider="S3", url="nfs://10.1.1.2/export/s3",
+          zoneid=zone["id"])  # S3 is a provider (tests/test_image_stores.py); it needs its keys
+    fails(api.addImageStore, 431, "Unknown image store provider SMB", provider="SMB", url="nfs://10.1.1.2/x",
+          zoneid=zone["id"])  # no silent fallback to NFS
     fails(api.addImageStore, 431, "provider")
     legacy = api.addSecondaryStorage(url="file:///tmp/overcast-legacy-store", zoneid=zone["id"])["secondarystorage"]
     assert legacy["protocol"] == "file" and legacy["name"] == "file:///tmp/overcast-legacy-store"

@@ -18,6 +18,7 @@ from overcast.jobs.scheduler import Scheduler
 from overcast.plugins.hypervisor import HypervisorDriver
 from overcast.plugins.network import NetworkElement
 from overcast.plugins.registry import PluginRegistry
+from overcast.plugins.storage import ImageStoreDriver
 
 #: Hypervisor drivers by name, from the ``overcast.hypervisors`` entry points.
 HYPERVISORS: PluginRegistry[HypervisorDriver] = PluginRegistry("overcast.hypervisors", HypervisorDriver)
@@ -26,6 +27,8 @@ NETWORK_ELEMENTS: PluginRegistry[NetworkElement] = PluginRegistry("overcast.netw
 
 if TYPE_CHECKING:
     from overcast.api.context import CallContext
+    from overcast.db.models import ImageStore
+    from overcast.engine.template_downloads import TemplateDownloads
     from overcast.jobs.queue import JobQueue
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,9 @@ class Services:
     scheduler: Scheduler = field(init=False)
     _drivers: dict[str, HypervisorDriver] = field(init=False, default_factory=dict)
     _elements: dict[str, NetworkElement] = field(init=False, default_factory=dict)
+    _stores: dict[tuple[int, str, str | None], ImageStoreDriver] = field(init=False, default_factory=dict)
+    #: Template and ISO download workers (started with the job workers; overcast.engine.template_downloads).
+    downloads: TemplateDownloads | None = field(init=False, default=None)
 
     @classmethod
     def build(cls, config: ServerSettings) -> Services:
@@ -68,6 +74,7 @@ class Services:
         from overcast.plugins.simulator.driver import SimulatorDriver
 
         SimulatorDriver.sessions, SimulatorDriver.readers = db.writer, db.reader  # injections: this database
+        ImageStoreDriver.data_dir = config.data_dir
         return svc
 
     def hypervisor(self, hypervisor_type: str) -> HypervisorDriver:
@@ -102,12 +109,28 @@ class Services:
             element = self._elements.setdefault(key, element)
         return element
 
+    def image_store(self, store: ImageStore) -> ImageStoreDriver:
+        """The driver instance of an image or staging store row, one per store (and configuration) per process;
+        an unknown provider is an InvalidParameterValue."""
+        key = (store.id, store.url, store.details)
+        driver = self._stores.get(key)
+        if driver is None:
+            from overcast.plugins.storage import provider_class, store_details
+
+            driver = provider_class(store.provider)(store.url, store_details(store))
+            driver = self._stores.setdefault(key, driver)
+        return driver
+
     def identity(self, ctx: CallContext) -> Identity:
         return Identity(ctx.session, self.events)
 
     def close(self) -> None:
         self.scheduler.stop()
+        if self.downloads is not None:
+            self.downloads.stop()
         self.jobs.stop()
         self.bus.drain(5)
         self.bus.close()
+        for store in self._stores.values():
+            store.close()
         self.db.dispose()

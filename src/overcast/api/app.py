@@ -18,6 +18,7 @@ from overcast.api.commands import load_all
 from overcast.api.declare import registry
 from overcast.api.dispatch import Dispatcher, Request
 from overcast.db.session import is_sqlite
+from overcast.api.transfer import routes as transfer_routes
 from overcast.kv.http import create_kv_app
 from overcast.services import Services
 
@@ -125,7 +126,8 @@ def create_app(services: Services, *, start_workers: bool = True) -> Starlette:
         routes=[Route("/client/api", api, methods=["GET", "POST"]),
                 Route("/client/api/", api, methods=["GET", "POST"]),
                 Route("/health", health, methods=["GET"]),
-                Mount("/kv", app=create_kv_app(services))],  # the KV storages' secret-key service
+                Mount("/kv", app=create_kv_app(services)),  # the KV storages' secret-key service
+                *transfer_routes(services)],  # template/ISO uploads, extract downloads
         lifespan=lifespan,
     )
     app.state.services = services

@@ -117,6 +117,9 @@ SETTINGS: dict[str, Setting] = {
                 "Memory overprovisioning factor", scopes=("cluster",), min_value=1),
         Setting("storage.overprovisioning.factor", "2.0", "Float",
                 "Primary storage overprovisioning factor", scopes=("storagepool",), min_value=1),
+        Setting("staging.store.selection.policy", "leastused", "String",
+                "How a staging (cache) store is chosen for a copy between an object store and primary"
+                " storage: leastused (fewest bytes used) or roundrobin (the least recently chosen)"),
         Setting("vm.allocation.algorithm", "random", "String",
                 "How hosts are ordered for a deployment: random, firstfit, userdispersing,"
                 " firstfitleastconsumed", scopes=("zone",)),
@@ -157,6 +160,25 @@ SETTINGS: dict[str, Setting] = {
         Setting("vmsnapshot.max", "10", "Integer", "Maximum number of VM snapshots of one VM", min_value=1),
         Setting("allow.public.user.templates", "true", "Boolean",
                 "Let users (not admins) make their templates and ISOs public", scopes=("account",)),
+        # template and ISO downloads, uploads and extraction (overcast.storage.download)
+        Setting("max.template.iso.size", "50", "Long",
+                "Largest template or ISO that may be downloaded or uploaded, in GB", min_value=1),
+        Setting("template.download.allow.private.addresses", "false", "Boolean",
+                "Let template and ISO URLs reach loopback, link-local, private and metadata addresses"
+                " (refused by default: CVE-2024-29007)"),
+        Setting("template.download.timeout", "60", "Integer",
+                "Seconds a template or ISO download may wait for the remote server (connect or read)",
+                min_value=1),
+        Setting("template.download.workers", "2", "Integer",
+                "Template and ISO downloads run at the same time on each management server", min_value=1,
+                is_dynamic=False),
+        Setting("upload.operation.timeout", "60", "Integer",
+                "Minutes a browser upload URL (getUploadParamsForTemplate/Iso) stays valid", min_value=1),
+        Setting("extract.url.expiration.interval", "14400", "Integer",
+                "Seconds an extractTemplate/extractIso/extractVolume download URL stays valid", min_value=1),
+        Setting("storage.public.url", "", "String",
+                "Base URL (http://host:port) clients reach this server at, for upload and download links;"
+                " empty: the server's own address and port"),
         # the built-in KV storage (overcast.kv)
         Setting("storage.kv.vm.history.enabled", "false", "Boolean",
                 "Keep the history of new VM KV storages (read when the storage is created)"),

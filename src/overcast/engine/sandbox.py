@@ -116,7 +116,9 @@ def _zone(s: Session, spec: SandboxZone, data_dir: str) -> Zone:
                           host_address="10.147.28.6", path=f"/export/home/sandbox/primary{c}",
                           capacity_bytes=4 * TIB, hypervisor_type="Simulator"))
     s.add(ImageStore(name=f"{spec.name}-secondary", zone_id=zone.id, provider="NFS", protocol="nfs",
-                     url=f"file://{data_dir}/images/{zone.uuid}", details=json.dumps({})))
+                     url=f"file://{data_dir}/images/{zone.uuid}",
+                     # downloads into it are simulated (Ready at once): see engine.template_downloads
+                     details=json.dumps({"simulated": "true"})))
     if basic:
         offering = s.scalar(select(NetworkOffering).where(
             NetworkOffering.name == "DefaultSharedNetworkOfferingWithSGService"))

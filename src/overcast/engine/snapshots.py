@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select, update
 
 from overcast.access.acl import AccessChecker
+from overcast.plugins.storage import ImageStoreError
 from overcast.access.roles import RoleType
 from overcast.db.models import (
     Account,
@@ -262,10 +263,16 @@ class SnapshotOps:
         pool = s.get(StoragePool, vol.pool_id) if vol.pool_id else None
         host = self.volumes.vm_host(vm, pool)
         hypervisor = (vm.hypervisor_type if vm else None) or (pool.hypervisor_type if pool else None)
+        from overcast.engine import storage_ops
+
+        disks = storage_ops.DiskOps(self.ctx)
+        backup = disks.plan_backup(snap, vol)  # to the zone's image store (none: the snapshot stays metadata)
         self.ctx.checkpoint()
         try:
             self.volumes.storage_call("snapshot_volume", hypervisor, host)
-        except HypervisorError as exc:
+            if backup is not None:
+                storage_ops.run_steps([backup.run], "Unable to back the snapshot up to the image store")
+        except (HypervisorError, ResourceUnavailable) as exc:
             self._volume_state(vol, "Snapshotting", "Ready")
             self.fail(snap)
             self.ctx.checkpoint()
@@ -273,6 +280,8 @@ class SnapshotOps:
         self._volume_state(vol, "Snapshotting", "Ready")
         self._set_state(snap, ("Creating",), "BackedUp")
         snap.physical_size = snap.size
+        if backup is not None:
+            disks.record_backup(backup, snap)
         self.event("SNAPSHOT.CREATE", f"Creating snapshot {snap.name} of volume {vol.uuid}. Snapshot Id: {snap.uuid}",
                    snap)
         s.flush()
@@ -304,7 +313,21 @@ class SnapshotOps:
         snap.state, snap.removed = "Destroyed", utcnow()
         remove_tags(self.s, "Snapshot", snap.id)
         self.event("SNAPSHOT.DELETE", f"Deleting snapshot {snap.name}. Snapshot Id: {snap.uuid}", snap)
+        from overcast.engine import storage_ops
+
+        disks = storage_ops.DiskOps(self.ctx)
+        backups = disks.plan_snapshot_delete(snap)
         self.s.flush()
+        if backups:
+            self.ctx.checkpoint()
+            for driver, path, store_id, size in backups:
+                try:
+                    driver.delete(path)
+                except ImageStoreError as exc:  # the row is gone; the object is logged for the operator
+                    logger.warning("Could not delete snapshot backup %s from image store %s: %s", path, store_id, exc)
+                    continue
+                disks.add_store_usage(store_id, -size)
+            self.s.flush()
 
     def trim(self, policy: SnapshotPolicy) -> int:
         """Keep the newest ``max_snaps`` backed-up snapshots of a policy; delete the older ones."""
@@ -346,6 +369,25 @@ class SnapshotOps:
                 if delta < 0:
                     release_pool(s, vol.pool_id, -delta)
             vol.size = snap.size
+        from overcast.engine import storage_ops
+
+        move = storage_ops.DiskOps(self.ctx).plan_revert(snap, vol)
+        if move is not None:  # the backup's bytes back onto the volume's file
+            self.ctx.checkpoint()
+            try:
+                storage_ops.run_steps([move.run], f"Unable to revert volume {vol.name} to snapshot {snap.name}")
+            except ResourceUnavailable:
+                if delta:  # give back what the revert took
+                    Limits(s).release(self.account(vol), [(ResourceType.primary_storage, delta)])
+                    if vol.pool_id is not None:
+                        if delta > 0:
+                            release_pool(s, vol.pool_id, delta)
+                        else:
+                            reserve_pool(s, vol.pool_id, -delta, self.volumes.factor(vol.pool_id))
+                    vol.size -= delta
+                self._volume_state(vol, "RevertSnapshotting", "Ready")
+                self.ctx.checkpoint()
+                raise
         self._volume_state(vol, "RevertSnapshotting", "Ready")
         self.event("SNAPSHOT.REVERT", f"Reverting volume {vol.uuid} to snapshot {snap.uuid}", snap)
         s.flush()

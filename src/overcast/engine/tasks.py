@@ -85,6 +85,11 @@ def expunge_destroyed_vms(services: Services) -> int:
 def register_tasks(services: Services) -> None:
     """The engine's periodic tasks. Intervals are read from settings at every run."""
     sched = services.scheduler
+    from overcast.engine.template_downloads import TemplateDownloads
+
+    if services.downloads is None:
+        services.downloads = TemplateDownloads(services)
+        services.downloads.start(int(services.settings.get("template.download.workers")))
     sched.add("vm.expunge", lambda: float(services.settings.get("expunge.interval")),
               lambda: expunge_destroyed_vms(services))
     from overcast.engine.snapshots import take_scheduled_snapshots

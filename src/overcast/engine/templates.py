@@ -128,10 +128,15 @@ def region_store_exists(ctx: EngineContext) -> bool:
 
 
 def image_store_of(ctx: EngineContext, zone_id: int) -> ImageStore | None:
-    """The image store a template of ``zone_id`` lives on: the zone's own, else a region-wide one."""
+    """The image store a template of ``zone_id`` lives on: the zone's own (a writable one that really
+    stores bytes before a simulated one: see engine.template_downloads), else a region-wide one."""
+    from overcast.engine.template_downloads import simulated_store
+
     s = ctx.session
-    store = s.scalar(select(ImageStore).where(ImageStore.zone_id == zone_id, ImageStore.removed.is_(None),
-                                              ImageStore.role == "Image").order_by(ImageStore.id).limit(1))
+    own = list(s.scalars(select(ImageStore).where(ImageStore.zone_id == zone_id, ImageStore.removed.is_(None),
+                                                  ImageStore.role == "Image").order_by(ImageStore.id)))
+    own.sort(key=lambda st: (bool(st.readonly), simulated_store(st)))
+    store = own[0] if own else None
     if store is None:
         store = s.scalar(select(ImageStore).where(ImageStore.scope == "REGION", ImageStore.removed.is_(None),
                                                   ImageStore.role == "Image").order_by(ImageStore.id).limit(1))
@@ -157,23 +162,78 @@ def ready_ref(ctx: EngineContext, template: Template, zone_id: int) -> TemplateZ
         TemplateZone.state == "Ready").limit(1))
 
 
-def add_to_zone(ctx: EngineContext, template: Template, zone: Zone) -> TemplateZone:
-    """Make ``template`` Ready in ``zone`` (no download pipeline yet). Idempotent."""
+def region_store(ctx: EngineContext) -> ImageStore | None:
+    return ctx.session.scalar(select(ImageStore).where(ImageStore.scope == "REGION", ImageStore.removed.is_(None),
+                                                       ImageStore.role == "Image").order_by(ImageStore.id).limit(1))
+
+
+def add_to_zone(ctx: EngineContext, template: Template, zone: Zone, store: ImageStore | None = None, *,
+                claim: bool = False) -> TemplateZone:
+    """Make ``template`` available in ``zone`` on ``store`` (default: the zone's image store). Idempotent.
+
+    On a real image store the ref starts NOT_DOWNLOADED and the download workers fetch the bytes
+    (:mod:`overcast.engine.template_downloads`); on none, or a simulated one, it is Ready at once.
+    ``claim``: the ref starts DOWNLOAD_IN_PROGRESS, claimed by this node, which moves the bytes itself
+    (copyTemplate's job, with template_downloads.copy_now).
+    """
+    from overcast.engine.template_downloads import needs_download
+
     s = ctx.session
     existing = s.scalar(select(TemplateZone).where(TemplateZone.template_id == template.id,
                                                    TemplateZone.zone_id == zone.id).order_by(TemplateZone.id).limit(1))
-    store = image_store_of(ctx, zone.id)
+    if store is None:
+        store = image_store_of(ctx, zone.id)
+    real = needs_download(template, store)
     if existing is not None:
-        if existing.removed is not None or existing.state != "Ready":
-            existing.removed, existing.state, existing.download_state = None, "Ready", "DOWNLOADED"
-            existing.download_pct, existing.error_str, existing.created = 100, None, utcnow()
+        if existing.removed is not None or existing.state not in ("Ready", "Creating", "Allocated"):
+            existing.removed, existing.error_str, existing.created = None, None, utcnow()
+            if real:
+                existing.state, existing.download_state, existing.download_pct = "Allocated", "NOT_DOWNLOADED", 0
+                existing.download_node, existing.download_attempts = None, 0
+                if claim:
+                    existing.state, existing.download_state = "Creating", "DOWNLOAD_IN_PROGRESS"
+                    existing.download_node, existing.download_attempts = _node_id(ctx), 1
+            else:
+                existing.state, existing.download_state, existing.download_pct = "Ready", "DOWNLOADED", 100
+        if real and not claim:
+            wake_downloads(ctx)
         return existing
-    ref = TemplateZone(template_id=template.id, zone_id=zone.id, store_id=store.id if store else None, state="Ready",
-                       download_state="DOWNLOADED", download_pct=100, install_path=install_path(template),
-                       size=template.size, physical_size=template.physical_size)
+    if real:
+        ref = TemplateZone(template_id=template.id, zone_id=zone.id, store_id=store.id if store else None,
+                           state="Allocated", download_state="NOT_DOWNLOADED", download_pct=0, size=0, physical_size=0)
+        if claim:
+            ref.state, ref.download_state = "Creating", "DOWNLOAD_IN_PROGRESS"
+            ref.download_node, ref.download_attempts = _node_id(ctx), 1
+        else:
+            wake_downloads(ctx)
+    else:
+        ref = TemplateZone(template_id=template.id, zone_id=zone.id, store_id=store.id if store else None,
+                           state="Ready", download_state="DOWNLOADED", download_pct=100,
+                           install_path=install_path(template), size=template.size,
+                           physical_size=template.physical_size)
     s.add(ref)
     s.flush()
     return ref
+
+
+def _node_id(ctx: EngineContext) -> str:
+    return str(ctx.services.node_id)  # type: ignore[attr-defined]
+
+
+def wake_downloads(ctx: EngineContext) -> None:
+    """Nudge this process's download workers once the current transaction commits."""
+    from sqlalchemy import event
+
+    services = getattr(ctx, "services", None)
+    downloads = getattr(services, "downloads", None)
+    if downloads is not None and not ctx.session.info.get("wake_downloads"):
+        ctx.session.info["wake_downloads"] = True
+
+        def after_commit(session: object) -> None:
+            ctx.session.info.pop("wake_downloads", None)
+            downloads.wake()
+
+        event.listen(ctx.session, "after_commit", after_commit, once=True)
 
 
 def check_zone_usable(ctx: EngineContext, zone: Zone) -> None:
@@ -272,13 +332,41 @@ class TemplateService:
             targets = [z for z in targets if z.allocation_state != "Disabled" or me.is_root_admin]
         template = self.new(owner, spec)
         template.cross_zones = cross
+        store = region_store(self.ctx) if region else None
         for zone in targets:
-            add_to_zone(self.ctx, template, zone)
+            add_to_zone(self.ctx, template, zone, store)
         iso = spec.format == "ISO"
         self._event(template, "ISO.CREATE" if iso else "TEMPLATE.CREATE",
                     f"Successfully registered {'ISO' if iso else 'template'} {template.name}. Id: {template.uuid}")
         self.s.flush()
         return template, targets
+
+    def prepare_upload(self, owner: Account, spec: TemplateSpec, zone: Zone) -> tuple[Template, ImageStore]:
+        """getUploadParamsForTemplate / Iso: the template, NotUploaded, with refs waiting for the file on
+        the zone's image store (a region-wide store, when there is one, serves every zone)."""
+        from overcast.engine.template_downloads import simulated_store
+
+        check_zone_usable(self.ctx, zone)
+        self.allowed_public(owner, spec.is_public)
+        if not self.ctx.me.is_root_admin:
+            spec.featured = False
+        region = region_store(self.ctx)
+        store = region or image_store_of(self.ctx, zone.id)
+        if store is None or simulated_store(store):
+            raise InvalidParameterValue(f"Zone {zone.name} has no image store that can receive uploads (parameter"
+                                        " zoneid)" + (": its image store is simulated" if store else ""))
+        if store.readonly:
+            raise InvalidParameterValue(f"The image store {store.name} of zone {zone.name} is read-only")
+        template = self.new(owner, spec)
+        template.state, template.cross_zones = "NotUploaded", region is not None
+        for z in active_zones(self.ctx) if region is not None else [zone]:
+            self.s.add(TemplateZone(template_id=template.id, zone_id=z.id, store_id=store.id, state="Allocated",
+                                    download_state="NOT_UPLOADED", download_pct=0, size=0, physical_size=0))
+        iso = spec.format == "ISO"
+        self._event(template, "ISO.CREATE" if iso else "TEMPLATE.CREATE",
+                    f"Registered {'ISO' if iso else 'template'} {template.name} for upload. Id: {template.uuid}")
+        self.s.flush()
+        return template, store
 
     def _root_owner(self, owner: Account) -> bool:
         if owner.role_id is not None:
@@ -302,7 +390,7 @@ class TemplateService:
             return dest_zones  # a cross-zone template is in every zone already
         for zone in dest_zones:
             check_zone_usable(self.ctx, zone)
-            add_to_zone(self.ctx, template, zone)
+            add_to_zone(self.ctx, template, zone, claim=True)
         self._event(template, "ISO.COPY" if what == "iso" else "TEMPLATE.COPY",
                     f"Copied {what} {template.name} to zone(s) {', '.join(z.name for z in dest_zones)}")
         self.s.flush()
@@ -324,6 +412,9 @@ class TemplateService:
             else:
                 ref.state = "Ready"
         self.s.flush()
+        from overcast.engine.storage_ops import fill_template_caches
+
+        fill_template_caches(self.ctx, template, pools)  # the bytes, when the template has a file
 
     # -- deleting -------------------------------------------------------------------------------
     def users(self, template: Template, zone: Zone | None) -> list[VirtualMachine]:

@@ -36,6 +36,7 @@ from overcast.db.models import (
     utcnow,
 )
 from overcast.engine.capacity import MB, release_host, release_pool
+from overcast.engine import storage_ops
 from overcast.engine.context import EngineContext
 from overcast.engine.tags import remove_tags
 from overcast.engine.limits import GIB, Limits, ResourceType
@@ -178,12 +179,15 @@ class VmOps:
             ref, spec = host_ref(host), self.spec(vm)
             nets = NetworkService(self.s, self.services)
             bindings = nets.bindings(vm.id)
+            disks = storage_ops.plan_vm_disks(self.ctx, vm.id)  # volumes placed but without bytes yet
             self.ctx.checkpoint()
             try:
+                storage_ops.run_vm_disks(disks)  # ROOT from the template (via the pool's cache), blank disks
                 nets.prepare_elements(bindings)  # the networks' providers first: DHCP, DNS, NAT for the NICs
             except ResourceUnavailable:
                 self._undo_start(vm)
                 raise
+            storage_ops.record_vm_disks(self.ctx, disks)
             try:
                 self.driver(vm.hypervisor_type).start(ref, spec)
             except HypervisorError as exc:
@@ -333,6 +337,7 @@ class VmOps:
             return
         if vol.pool_id is not None:
             release_pool(self.s, vol.pool_id, vol.size)
+            storage_ops.DiskOps(self.ctx).release_volume(vol)
         account = self.s.get(Account, vol.account_id)
         if account is not None:
             Limits(self.s).release(account, [(ResourceType.volume, 1), (ResourceType.primary_storage, vol.size)])

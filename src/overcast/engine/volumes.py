@@ -227,17 +227,25 @@ class VolumeOps:
         raise InsufficientCapacity(f"Unable to find a storage pool with {readable(vol.size)} free for volume {vol.name}"
                                    + (" in the VM's cluster" if cluster_id is not None else ""))
 
-    def create_on_pool(self, vol: Volume, pool: StoragePool, host: Host | None, *, undo: dict[str, object]) -> None:
-        """The pool space is reserved: create the volume there (the host's CreateCommand). On failure
-        the reservation is given back and the volume's ``undo`` attributes restored."""
+    def create_on_pool(self, vol: Volume, pool: StoragePool, host: Host | None, *, undo: dict[str, object],
+                       snapshot: Snapshot | None = None) -> None:
+        """The pool space is reserved: create the volume there (the host's CreateCommand, then its bytes:
+        a copy of ``snapshot``'s backup, or a blank disk). On failure the reservation is given back and the
+        volume's ``undo`` attributes restored."""
+        from overcast.engine import storage_ops
+
         vol.pool_id = pool.id
+        vol.path = vol.path or vol.uuid
         self.transit(vol, ("Allocated",), "Creating")
         hypervisor = pool.hypervisor_type
         pool_id, pool_name, size = pool.id, pool.name, vol.size
+        disks = storage_ops.DiskOps(self.ctx)
+        plan = disks.plan_volume(vol, pool, snapshot=snapshot)
         self.ctx.checkpoint()
         try:
             self.storage_call("create_volume", hypervisor, host)
-        except HypervisorError as exc:
+            storage_ops.run_steps([plan.run], "Unable to create the volume's disk")
+        except (HypervisorError, ResourceUnavailable) as exc:
             release_pool(self.s, pool_id, size)
             for attr, value in undo.items():
                 setattr(vol, attr, value)
@@ -246,8 +254,8 @@ class VolumeOps:
             self.ctx.checkpoint()
             raise ResourceUnavailable(f"Failed to create volume {vol.name} on storage pool {pool_name}: {exc}") from exc
         self.transit(vol, ("Creating",), "Ready")
-        vol.path = vol.uuid
-        vol.format = vol.format or "QCOW2"
+        disks.record_volume(plan)
+        vol.format = plan.format if snapshot is not None else (vol.format or "QCOW2")
         self.s.flush()
 
     # -- allocate / create ----------------------------------------------------------------------
@@ -343,7 +351,7 @@ class VolumeOps:
                 pool = self.reserve_near(vol, zone_id=vol.zone_id, cluster_id=cluster)
             else:
                 pool = self.reserve_near(vol, zone_id=vol.zone_id, cluster_id=None)
-            self.create_on_pool(vol, pool, self.vm_host(vm, pool), undo={})
+            self.create_on_pool(vol, pool, self.vm_host(vm, pool), undo={}, snapshot=snapshot)
         if vm is not None and vol.vm_id is None:
             if snapshot is None:
                 self.attach(vol, vm, None)  # a blank volume is made by its attachment
@@ -637,6 +645,21 @@ class VolumeOps:
         if not reserve_pool(s, pool.id, vol.size, self.factor(pool.id)):
             raise InsufficientCapacity(f"Storage pool {pool.name} does not have enough space to migrate volume"
                                        f" {vol.name}")
+        from overcast.engine import storage_ops
+
+        disks = storage_ops.DiskOps(self.ctx)
+        old_pool = s.get(StoragePool, source)
+        move = disks.plan_pool_copy(vol, old_pool, pool) if old_pool is not None else None
+        if move is not None:  # the bytes, primary to primary (a qcow2 overlay arrives flattened)
+            self.ctx.checkpoint()
+            try:
+                storage_ops.run_steps([move.run], f"Unable to copy volume {vol.name} to storage pool {pool.name}")
+            except ResourceUnavailable:
+                release_pool(s, pool.id, vol.size)
+                self.transit(vol, ("Migrating",), "Ready")
+                self.ctx.checkpoint()
+                raise
+            disks.release_volume(vol)  # the source pool's file and template-cache reference
         release_pool(s, source, vol.size)
         vol.pool_id = pool.id
         if offering is not None:
@@ -685,6 +708,9 @@ class VolumeOps:
             return
         if vol.pool_id is not None:
             release_pool(self.s, vol.pool_id, vol.size)
+            from overcast.engine import storage_ops
+
+            storage_ops.DiskOps(self.ctx).release_volume(vol)
         if vol.state not in RELEASED:
             Limits(self.s).release(self.account(vol), [(ResourceType.volume, 1),
                                                       (ResourceType.primary_storage, vol.size)])

@@ -26,6 +26,7 @@ EVENT_TYPES: dict[str, str] = {
     "VOLUME.CREATE": "Volume", "VOLUME.DELETE": "Volume", "VOLUME.ATTACH": "Volume",
     "VOLUME.DETACH": "Volume", "VOLUME.RESIZE": "Volume", "VOLUME.MIGRATE": "Volume",
     "VOLUME.DESTROY": "Volume", "VOLUME.RECOVER": "Volume", "VOLUME.EXPUNGE": "Volume",
+    "VOLUME.EXTRACT": "Volume",
     "SNAPSHOT.CREATE": "Snapshot", "SNAPSHOT.DELETE": "Snapshot", "SNAPSHOT.REVERT": "Snapshot",
     "SNAPSHOTPOLICY.CREATE": "SnapshotPolicy", "SNAPSHOTPOLICY.UPDATE": "SnapshotPolicy",
     "SNAPSHOTPOLICY.DELETE": "SnapshotPolicy",
@@ -50,6 +51,7 @@ EVENT_TYPES: dict[str, str] = {
     # infrastructure (zones, hosts, storage, physical networks, ranges) and HA
     "HA.STATE.TRANSITION": "Host", "MAINT.PREPARE.PS": "StoragePool", "MAINT.CANCEL.PS": "StoragePool",
     "UPDATE.PS": "StoragePool", "ENABLE.PS": "StoragePool", "DISABLE.PS": "StoragePool",
+    "IMAGE.STORE.MIGRATE.DATA": "ImageStore",
     "VLAN.IP.RANGE.CREATE": "Vlan", "VLAN.IP.RANGE.DELETE": "Vlan", "VLAN.IP.RANGE.DEDICATE": "Vlan",
     "VLAN.IP.RANGE.RELEASE": "Vlan",
     "MANAGEMENT.IP.RANGE.CREATE": "Pod", "MANAGEMENT.IP.RANGE.DELETE": "Pod",

@@ -1,13 +1,13 @@
 """Storage infrastructure: primary storage pools, image (secondary) stores and staging (cache) stores.
 
-Image stores of the NFS kind only here (``nfs://``, ``cifs://``, ``file://``); the provider framework for
-object stores (S3, Swift) is its own piece of work.
+Image stores come from the ``overcast.storage.image`` providers (NFS, S3, Swift; ``plugins/storage.py``).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
@@ -24,16 +24,18 @@ from overcast.api.commands.infra import (
 )
 from overcast.api.context import CallContext
 from overcast.api.declare import (
-    BOOLEAN, LIST, LONG, MAP, STRING, UUID, ListResult, ObjectResult, Param, Result, Success,
+    BOOLEAN, INTEGER, LIST, LONG, MAP, STRING, UUID, ListResult, ObjectResult, Param, Result, Success,
     SuccessResponse, api_command,
 )  # fmt: skip
-from overcast.api.listing import fetch_page, keyword_filter
+from overcast.api.listing import fetch_page, keyword_filter, page_bounds
 from overcast.api.params import details_map
 from overcast.api.responses.infra import (
     ImageStoreResponse,
     SecondaryStorageResponse,
     StagingStoreResponse,
+    StorageMigrationResponse,
     StoragePoolResponse,
+    StorageProviderResponse,
     pool_payload,
     store_payload,
 )
@@ -43,6 +45,7 @@ from overcast.db.models import (
     ImageStore,
     Pod,
     Snapshot,
+    SnapshotStoreRef,
     StoragePool,
     Template,
     TemplateZone,
@@ -53,19 +56,18 @@ from overcast.db.models import (
 )
 from overcast.engine.infra import (
     SIMULATED_POOL_BYTES,
-    SIMULATED_STORE_BYTES,
     canonical,
     cluster_in_pod,
     hypervisor_type,
     pod_in_zone,
     pool_url,
-    store_url,
     sync_templates_to_zone,
 )
 from overcast.errors import CloudError, InvalidParameterValue, ResourceInUse
+from overcast.plugins.storage import ImageStoreDriver, ImageStoreError, provider_class, provider_names
 
 POOL_RELATED = ("createStoragePool", "listStoragePools", "updateStoragePool")
-STORE_RELATED = ("addImageStore", "listImageStores")
+STORE_RELATED = ("addImageStore", "listImageStores", "updateImageStore", "deleteImageStore")
 #: Hypervisors zone-wide primary storage may serve (CloudStack's StorageManagerImpl.createPool).
 ZONE_WIDE_HYPERVISORS = ("KVM", "VMware", "Hyperv", "Simulator", "Any")
 
@@ -326,38 +328,72 @@ def store_result(ctx: CallContext, store: ImageStore) -> ObjectResult:
     return ObjectResult(store_payload(ctx.session, [store])[0])
 
 
-def add_store(ctx: CallContext, *, url: str, zone: Zone | None, name: str | None, provider: str | None,
-              details: list[dict[str, str]] | None, role: str = "Image") -> ImageStore:
-    """addImageStore / addSecondaryStorage / createSecondaryStagingStore (NFS stores)."""
+def _store_protocol(cls: type[ImageStoreDriver], url: str, details: dict[str, str]) -> str:
+    if cls.provider == "NFS":
+        return urlsplit(url.strip()).scheme.lower() or "file"
+    if cls.provider == "S3":
+        return "https" if details.get("usehttps", "true").strip().lower() in ("true", "1", "yes", "on") else "http"
+    return urlsplit(url.strip()).scheme.lower() or "http"
+
+
+def add_store(ctx: CallContext, *, url: str | None, zone: Zone | None, name: str | None, provider: str | None,
+              details: list[dict[str, str]] | dict[str, str] | None, role: str = "Image") -> ImageStore:
+    """addImageStore / addImageStoreS3 / addSecondaryStorage / createSecondaryStagingStore.
+
+    The provider is looked up among the ``overcast.storage.image`` plug-ins; an unknown one is an error
+    (CloudStack falls back to NFS). The configuration is checked, then the store is really written to
+    (a probe object is put, read back and removed) before the row is added."""
     s = ctx.session
-    wanted = (provider or "NFS").strip()
-    if wanted.lower() in ("s3", "swift"):
-        raise InvalidParameterValue(f"Image store provider {wanted} (parameter provider) is not available on this"
-                                    " server; use NFS")
-    provider_name = "NFS"  # CloudStack falls back to the default (NFS) for unknown providers, "SMB" included
-    if not url or not url.strip():
-        raise InvalidParameterValue("Please specify the url of the image store (parameter url)")
-    protocol = store_url(url)
-    if zone is None:
-        raise InvalidParameterValue(f"The {provider_name} image store has to be associated with a zone (parameter"
-                                    " zoneid)")
-    store_name = (name or "").strip() or url.strip()
+    if role == "ImageCache":
+        wanted = (provider or "NFS").strip()
+        cls = provider_class(wanted)
+        if cls.region_wide:
+            raise InvalidParameterValue(f"A staging store must be a directory store (NFS), not {cls.provider}"
+                                        " (parameter provider)")
+    else:
+        cls = provider_class(provider)
+    conf = dict(details) if isinstance(details, dict) else details_map(details)
+    conf = {str(k).strip(): str(v) for k, v in conf.items() if str(k).strip()}
+    url = (url or "").strip()
+    cls.validate(url, conf)
+    if cls.region_wide:
+        if zone is not None:
+            raise InvalidParameterValue(f"The {cls.provider} image store is region-wide: don't pass a zone (parameter"
+                                        " zoneid)")
+        scope = "REGION"
+        if not url and cls.provider == "S3":
+            endpoint = conf.get("endpoint") or "s3.amazonaws.com"
+            url = f"{_store_protocol(cls, url, conf)}://{endpoint.split('://')[-1].rstrip('/')}/{conf['bucket']}"
+    else:
+        if zone is None:
+            raise InvalidParameterValue(f"The {cls.provider} image store has to be associated with a zone (parameter"
+                                        " zoneid)")
+        scope = "ZONE"
+    store_name = (name or "").strip() or url
     if s.scalar(select(ImageStore.id).where(ImageStore.name == store_name, ImageStore.removed.is_(None))) is not None:
         raise InvalidParameterValue(f"The image store with name {store_name} already exists")
     if role == "Image":
         other = s.scalar(select(ImageStore.provider).where(ImageStore.role == "Image", ImageStore.removed.is_(None),
-                                                           ImageStore.provider != provider_name))
+                                                           ImageStore.provider != cls.provider))
         if other is not None:
             raise InvalidParameterValue(f"You can only add new image stores from the same provider {other} already"
                                         " added")
-    store = ImageStore(name=store_name, zone_id=zone.id, provider=provider_name, protocol=protocol,
-                       url=url.strip(), role=role, scope="ZONE", total_bytes=SIMULATED_STORE_BYTES, used_bytes=0,
-                       details=json.dumps({k: v for k, v in details_map(details).items()
-                                           if k.lower() not in ("password", "secretkey", "key")}))
+    driver = cls(url, conf)
+    ctx.checkpoint()  # nothing written yet; no transaction held while the store is probed
+    driver.probe()
+    try:  # used: the bytes of the objects in it (what Overcast then keeps up to date); total: the disk's size
+        used = sum(size for _, size in driver.list(""))
+        total = None if cls.region_wide else driver.usage()[1]
+    except ImageStoreError:
+        used, total = 0, None
+    store = ImageStore(name=store_name, zone_id=zone.id if zone is not None else None, provider=cls.provider,
+                       protocol=_store_protocol(cls, url, conf), url=url, role=role, scope=scope,
+                       total_bytes=total, used_bytes=used, details=json.dumps(conf))
     s.add(store)
     s.flush()
-    if role == "Image":
-        sync_templates_to_zone(s, zone, store)
+    if role == "Image":  # a region-wide store serves every zone
+        for z in [zone] if zone is not None else s.scalars(select(Zone).where(Zone.removed.is_(None))):
+            sync_templates_to_zone(s, z, store)
     return store
 
 
@@ -368,13 +404,42 @@ class AddImageStore(Command):
     url = Param(STRING, length=2048, description="the URL for the image store")
     zone = zone_param(required=False, description="the Zone ID for the image store")
     provider = Param(STRING, "provider", required=True, description="the image store provider name")
-    details = Param(MAP, description="the details for the image store. Example:"
+    details = Param(MAP, sensitive=True, description="the details for the image store. Example:"
                     " details[0].key=accesskey&details[0].value=s389ddssaa&details[1].key=secretkey&details[1]"
                     ".value=8dshfsss")
 
     def execute(self, ctx: CallContext) -> Result:
-        store = add_store(ctx, url=self.url or "", zone=self.zone, name=self.name, provider=self.provider,
+        store = add_store(ctx, url=self.url, zone=self.zone, name=self.name, provider=self.provider,
                           details=self.details)
+        return store_result(ctx, store)
+
+
+@api_command("addImageStoreS3", response=ImageStoreResponse, roles=ROOT_ADMIN, since="4.7.0",
+             description="Adds S3 Image Store")
+class AddImageStoreS3(Command):
+    access_key = Param(STRING, "accesskey", required=True, sensitive=True, description="S3 access key")
+    secret_key = Param(STRING, "secretkey", required=True, sensitive=True, description="S3 secret key")
+    endpoint = Param(STRING, required=True, description="S3 endpoint")
+    bucket = Param(STRING, required=True, description="Name of the storage bucket")
+    signer = Param(STRING, "s3signer", description="Signer Algorithm to use, either S3SignerType or"
+                   " AWSS3V4SignerType")
+    use_https = Param(BOOLEAN, "usehttps", description="Use HTTPS instead of HTTP")
+    connection_timeout = Param(INTEGER, "connectiontimeout", description="Connection timeout (milliseconds)")
+    max_error_retry = Param(INTEGER, "maxerrorretry", description="Maximum number of times to retry on error")
+    socket_timeout = Param(INTEGER, "sockettimeout", description="Socket timeout (milliseconds)")
+    connection_ttl = Param(INTEGER, "connectionttl", description="Connection TTL (milliseconds)")
+    use_tcp_keepalive = Param(BOOLEAN, "usetcpkeepalive", description="Whether TCP keep-alive is used")
+
+    def execute(self, ctx: CallContext) -> Result:
+        details = {"accesskey": self.access_key, "secretkey": self.secret_key, "endpoint": self.endpoint,
+                   "bucket": self.bucket}
+        for key, value in (("s3signer", self.signer), ("usehttps", self.use_https),
+                           ("connectiontimeout", self.connection_timeout), ("maxerrorretry", self.max_error_retry),
+                           ("sockettimeout", self.socket_timeout), ("connectionttl", self.connection_ttl),
+                           ("usetcpkeepalive", self.use_tcp_keepalive)):
+            if value is not None:
+                details[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        store = add_store(ctx, url=None, zone=None, name=None, provider="S3", details=details)
         return store_result(ctx, store)
 
 
@@ -429,10 +494,61 @@ def store_param(role: str) -> Param:
 
 
 def _store_of_role(store: ImageStore, role: str) -> ImageStore:
-    if store.role != role:
+    if store.role != role or store.removed is not None:
         kind = "an image store" if role == "Image" else "a staging store"
         raise InvalidParameterValue(f"Store {store.name} (parameter id) is not {kind}")
     return store
+
+
+@api_command("updateImageStore", response=ImageStoreResponse, roles=ROOT_ADMIN, since="4.15.0",
+             description="Updates image store read-only status")
+class UpdateImageStore(Command):
+    store = store_param("Image")
+    name = Param(STRING, since="4.19.0", description="The new name for the Image Store.")
+    readonly = Param(BOOLEAN, description="If set to true, it designates the corresponding image store to read-only,"
+                     " hence not considering them during storage migration")
+    capacity_bytes = Param(LONG, "capacitybytes", since="4.19.0", description="The number of bytes CloudStack can"
+                           " use on this image storage.\n\tNOTE: this will be overwritten by the StatsCollector as"
+                           " soon as there is a SSVM to query the storage.")
+
+    def execute(self, ctx: CallContext) -> Result:
+        s = ctx.session
+        store = _store_of_role(self.store, "Image")
+        if self.name is None and self.readonly is None and self.capacity_bytes is None:
+            raise InvalidParameterValue("Please specify something to change: name, readonly or capacitybytes")
+        if self.name is not None:
+            name = self.name.strip()
+            if not name:
+                raise InvalidParameterValue("Please specify a name for the image store (parameter name)")
+            if s.scalar(select(ImageStore.id).where(ImageStore.name == name, ImageStore.removed.is_(None),
+                                                    ImageStore.id != store.id)) is not None:
+                raise InvalidParameterValue(f"The image store with name {name} already exists (parameter name)")
+            store.name = name
+        if self.readonly is not None:
+            store.readonly = self.readonly
+        if self.capacity_bytes is not None:
+            if self.capacity_bytes <= 0:
+                raise InvalidParameterValue("capacitybytes must be a positive number of bytes (parameter"
+                                            " capacitybytes)")
+            store.total_bytes = self.capacity_bytes
+        return store_result(ctx, store)
+
+
+def objects_in_use(ctx: CallContext, store: ImageStore) -> str | None:
+    """What keeps a store from being deleted: user templates, snapshot backups (CloudStack's words)."""
+    s = ctx.session
+    user_templates = s.scalar(select(func.count()).select_from(TemplateZone).join(
+        Template, Template.id == TemplateZone.template_id).where(
+        TemplateZone.store_id == store.id, TemplateZone.removed.is_(None), Template.removed.is_(None),
+        Template.template_type.not_in(("BUILTIN", "SYSTEM"))))
+    if user_templates:
+        return "templates"
+    backups = s.scalar(select(func.count()).select_from(SnapshotStoreRef).join(
+        Snapshot, Snapshot.id == SnapshotStoreRef.snapshot_id).where(
+        SnapshotStoreRef.store_id == store.id, SnapshotStoreRef.removed.is_(None), Snapshot.removed.is_(None)))
+    if backups:
+        return "snapshots"
+    return None
 
 
 @api_command("deleteImageStore", response=SuccessResponse, roles=ROOT_ADMIN, since="4.2.0",
@@ -443,25 +559,51 @@ class DeleteImageStore(Command):
     def execute(self, ctx: CallContext) -> Result:
         s = ctx.session
         store = _store_of_role(self.store, "Image")
-        user_templates = s.scalar(select(func.count()).select_from(TemplateZone).join(
-            Template, Template.id == TemplateZone.template_id).where(
-            TemplateZone.store_id == store.id, TemplateZone.removed.is_(None), Template.removed.is_(None),
-            Template.template_type.not_in(("BUILTIN", "SYSTEM"))))
-        if user_templates:
-            raise ResourceInUse("Cannot delete image store with active templates backup!",
+        busy = objects_in_use(ctx, store)
+        if busy:
+            raise ResourceInUse(f"Cannot delete image store with active {busy} backup!",
                                 uuids=[(store.uuid, "storeId")])
-        others = count(ctx, ImageStore, ImageStore.zone_id == store.zone_id, ImageStore.role == "Image",
-                       ImageStore.removed.is_(None), ImageStore.id != store.id)
-        if not others and count(ctx, Snapshot, Snapshot.zone_id == store.zone_id, Snapshot.removed.is_(None),
-                                Snapshot.state == "BackedUp"):
-            raise ResourceInUse("Cannot delete image store with active snapshots backup!",
-                                uuids=[(store.uuid, "storeId")])
+        if store.zone_id is not None:
+            others = count(ctx, ImageStore, ImageStore.zone_id == store.zone_id, ImageStore.role == "Image",
+                           ImageStore.removed.is_(None), ImageStore.id != store.id)
+            # snapshots taken before backups were kept as objects count as held by the zone's only store
+            if not others and count(ctx, Snapshot, Snapshot.zone_id == store.zone_id, Snapshot.removed.is_(None),
+                                    Snapshot.state == "BackedUp", Snapshot.id.not_in(
+                                        select(SnapshotStoreRef.snapshot_id).where(
+                                            SnapshotStoreRef.removed.is_(None)))):
+                raise ResourceInUse("Cannot delete image store with active snapshots backup!",
+                                    uuids=[(store.uuid, "storeId")])
         now = utcnow()
         for ref in s.scalars(select(TemplateZone).where(TemplateZone.store_id == store.id,
                                                         TemplateZone.removed.is_(None))):
             ref.removed = now
         store.removed = now
         return Success()
+
+
+@api_command("listStorageProviders", response=StorageProviderResponse, roles=ROOT_ADMIN, is_list=True,
+             description="Lists storage providers.")
+class ListStorageProviders(Command):
+    type = Param(STRING, required=True, description="the type of storage provider: either primary or image")
+
+    def execute(self, ctx: CallContext) -> Result:
+        kind = self.type.strip().lower()
+        if kind == "primary":
+            items = [{"name": "DefaultPrimary", "type": "PRIMARY"}]
+        elif kind == "image":
+            items = [{"name": n, "type": "IMAGE"} for n in provider_names()]
+        elif kind == "imagecache":
+            items = [{"name": n, "type": "ImageCache"} for n in provider_names()
+                     if not provider_class(n).region_wide]
+        elif kind == "object":
+            items = []
+        else:
+            raise InvalidParameterValue(f"Invalid storage provider type {self.type} (parameter type): use primary,"
+                                        " image, ImageCache or object")
+        if self.keyword:
+            items = [i for i in items if self.keyword.lower() in i["name"].lower()]
+        offset, limit = page_bounds(ctx, self.page, self.page_size)
+        return ListResult(items[offset:offset + limit if limit is not None else None], len(items))
 
 
 @api_command("createSecondaryStagingStore", response=SecondaryStorageResponse, roles=ROOT_ADMIN,
@@ -502,7 +644,61 @@ class DeleteSecondaryStagingStore(Command):
     def execute(self, ctx: CallContext) -> Result:
         store = _store_of_role(self.store, "ImageCache")
         store.removed = utcnow()
+        # what it cached is only a copy: the objects go with it
+        driver = ctx.services.image_store(store)
+        ctx.checkpoint()
+        try:
+            driver.delete_prefix("")
+        except ImageStoreError:
+            pass
         return Success()
+
+
+@api_command("migrateSecondaryStorageData", response=StorageMigrationResponse, roles=ROOT_ADMIN, is_async=True,
+             since="4.15.0", event_type="IMAGE.STORE.MIGRATE.DATA", description="migrates data objects from one"
+             " secondary storage to destination image store(s)")
+class MigrateSecondaryStorageData(Command):
+    src = Param(UUID, "srcpool", required=True, entity=ImageStore, description="id of the image store from where"
+                " the data is to be migrated")
+    dests = Param(LIST, "destpools", required=True, item_type=UUID, entity=ImageStore, description="id(s) of the"
+                  " destination secondary storage pool(s) to which the templates are to be migrated")
+    migration_type = Param(STRING, "migrationtype", description="Balance: if you want data to be distributed evenly"
+                           " among the destination stores, Complete: If you want to migrate the entire data from"
+                           " source image store to the destination store(s). Default: Complete")
+
+    def instance(self) -> tuple[str | None, str | None]:
+        return "ImageStore", self.src.uuid
+
+    def execute(self, ctx: CallContext) -> Result:
+        from overcast.engine.storage_ops import migrate_store_data
+
+        src = _store_of_role(self.src, "Image")
+        kind = canonical(self.migration_type, ("Balance", "Complete"), "migrationtype", "the migration type") \
+            if self.migration_type else "Complete"
+        dests: list[ImageStore] = []
+        for dest in self.dests or []:
+            if dest.removed is not None or dest.role != "Image":
+                raise InvalidParameterValue(f"Unable to find an image store with id {dest.uuid} (parameter"
+                                            " destpools)")
+            if dest.id == src.id:
+                raise InvalidParameterValue("The source image store can't also be a destination (parameter"
+                                            " destpools)")
+            if dest.readonly:
+                raise InvalidParameterValue(f"Image store {dest.name} is read-only (parameter destpools)")
+            if dest.zone_id != src.zone_id:
+                raise InvalidParameterValue(f"Image store {dest.name} is not in the zone of {src.name} (parameter"
+                                            " destpools)")
+            dests.append(dest)
+        if not dests:
+            raise InvalidParameterValue("Please specify at least one destination image store (parameter destpools)")
+        was_readonly = src.readonly
+        src.readonly = True  # nothing new lands on it while its objects move
+        moved, left = migrate_store_data(ctx, src, dests, complete=kind == "Complete")
+        if kind == "Balance":
+            src.readonly = was_readonly
+        message = f"Migrated {moved} object(s) from {src.name}" + (f"; {left} left on it" if left else "")
+        ctx.event("IMAGE.STORE.MIGRATE.DATA", message, resource_type="ImageStore", resource_uuid=src.uuid)
+        return ObjectResult({"message": message, "migrationtype": kind, "success": True})
 
 
 __all__ = ["AddImageStore", "CreateStoragePool", "add_store"]

@@ -25,6 +25,8 @@ from overcast.api.listing import keyword_filter, page_bounds, run_page
 from overcast.api.params import details_map
 from overcast.api.responses.templates import (
     ExtractIsoResponse,
+    ExtractVolumeResponse,
+    GetUploadParamsResponse,
     ExtractResponse,
     IsoPermissionsResponse,
     IsoResponse,
@@ -67,7 +69,9 @@ from overcast.engine.templates import (
     validate_url,
     zone_refs,
 )
-from overcast.errors import InvalidParameterValue, ParamError, PermissionDenied
+from overcast.engine.template_downloads import copy_now, remove_objects, simulated_store
+from overcast.errors import InvalidParameterValue, ParamError, PermissionDenied, ResourceUnavailable
+from overcast.plugins.storage import ImageStoreError
 
 TEMPLATE_RELATED = ("registerTemplate", "listTemplates", "updateTemplate", "deleteTemplate", "copyTemplate")
 ISO_RELATED = ("registerIso", "listIsos", "updateIso", "deleteIso", "copyIso")
@@ -481,6 +485,145 @@ class RegisterIso(Command):
         return ListResult(items, len(items))
 
 
+# -- browser uploads ------------------------------------------------------------------------------
+
+
+def upload_params(ctx: CallContext, t: Template) -> ObjectResult:
+    """The signed, expiring POST target of a template or ISO waiting for its file (api/transfer.py)."""
+    import base64
+    from datetime import UTC, datetime, timedelta
+
+    from overcast.api.transfer import upload_parts
+    from overcast.storage.signed import public_base, server_secret, signature
+
+    services = ctx.services
+    secret = server_secret(services, ctx.session)
+    minutes = int(ctx.setting("upload.operation.timeout"))
+    expires = (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata = base64.urlsafe_b64encode(json.dumps({"id": t.uuid, "format": t.format}).encode()).rstrip(b"=")
+    path = f"/upload/{t.uuid}"
+    sig = signature(secret, *upload_parts(metadata.decode(), path, expires))
+    return ObjectResult({"id": t.uuid, "postURL": public_base(services) + path, "metadata": metadata.decode(),
+                         "expires": expires, "signature": sig})
+
+
+@api_command("getUploadParamsForTemplate", response=GetUploadParamsResponse, roles=ALL_ROLES,
+             event_type="TEMPLATE.CREATE", description="upload an existing template into the CloudStack cloud.")
+class GetUploadParamsForTemplate(Command):
+    name = Param(STRING, required=True, description="the name of the volume/template/iso")
+    display_text = Param(STRING, "displaytext", required=True, length=4096, description="The display text of the"
+                         " template. This is usually used for display purposes.")
+    format = Param(STRING, required=True, description="the format for the volume/template/iso. Possible values"
+                   " include QCOW2, OVA, and VHD.")
+    hypervisor = Param(STRING, required=True, description="the target hypervisor for the template")
+    zone = Param(UUID, "zoneid", required=True, entity=Zone, description="the ID of the zone the"
+                 " volume/template/iso is to be hosted on")
+    os_type = Param(UUID, "ostypeid", entity=GuestOs, description="the ID of the OS Type that best represents the OS"
+                    " of this template.")
+    checksum = Param(STRING, description="the checksum value of this volume/template/iso The parameter containing"
+                     " the checksum will be considered a MD5sum if it is not prefixed and just a plain ascii/utf8"
+                     " representation of a hexadecimal string. If it is required to use another algorithm the"
+                     " hexadecimal string is to be prefixed with a string of the form, \"{<algorithm>}\", not"
+                     " including the double quotes.")
+    bits = Param(INTEGER, description="32 or 64 bits support. 64 by default")
+    is_featured = Param(BOOLEAN, "isfeatured", description="true if this template is a featured template, false"
+                        " otherwise")
+    is_public = Param(BOOLEAN, "ispublic", description="true if the template is available to all accounts; default"
+                      " is true")
+    is_extractable = Param(BOOLEAN, "isextractable", description="true if the template or its derivatives are"
+                           " extractable; default is false")
+    password_enabled = Param(BOOLEAN, "passwordenabled", description="true if the template supports the password"
+                             " reset feature; default is false")
+    sshkey_enabled = Param(BOOLEAN, "sshkeyenabled", description="true if the template supports the sshkey upload"
+                           " feature; default is false")
+    requires_hvm = Param(BOOLEAN, "requireshvm", description="true if this template requires HVM")
+    is_dynamically_scalable = Param(BOOLEAN, "isdynamicallyscalable", description="true if template contains XS/VMWare"
+                                    " tools inorder to support dynamic scaling of VM cpu/memory")
+    is_routing = Param(BOOLEAN, "isrouting", authorized=ADMINS, description="true if the template type is routing"
+                       " i.e., if template is used to deploy router")
+    template_tag = Param(STRING, "templatetag", description="the tag for this template.")
+    details = Param(MAP, description="Template details in key/value pairs.")
+    template_type = Param(STRING, "templatetype", since="4.22.0", description="the type of the template. Valid"
+                          " options are: USER/VNF (for all users) and SYSTEM/ROUTING/BUILTIN (for admins only).")
+    arch = Param(STRING, choices=ARCHES, since="4.20", description="the CPU arch of the template. Valid options are:"
+                 " x86_64, aarch64")
+    account = Param(STRING, description="an optional accountName. Must be used with domainId.")
+    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId. If the account parameter is"
+                   " used, domainId must also be used.")
+
+    def execute(self, ctx: CallContext) -> Result:
+        if self.zone == -1:
+            raise InvalidParameterValue("Please specify a zone for the upload (parameter zoneid); -1 (all zones) is"
+                                        " not allowed")
+        hypervisor = require_hypervisor(self.hypervisor)
+        fmt = require_format(self.format)
+        if fmt == "ISO":
+            raise InvalidParameterValue("ISO is not a template format (parameter format): upload ISOs with"
+                                        " getUploadParamsForIso")
+        if self.os_type is None:
+            raise ParamError("Please provide a guest OS type")
+        owner = resolve_owner(ctx, self.account, self.domain)
+        spec = TemplateSpec(
+            name=self.name, display_text=self.display_text or self.name, format=fmt, hypervisor=hypervisor,
+            guest_os=self.os_type, checksum=validate_checksum(self.checksum), is_public=bool(self.is_public),
+            featured=featured_for(ctx, self.is_featured), extractable=bool(self.is_extractable),
+            password_enabled=bool(self.password_enabled), sshkey_enabled=bool(self.sshkey_enabled),
+            requires_hvm=True if self.requires_hvm is None else self.requires_hvm,
+            dynamically_scalable=bool(self.is_dynamically_scalable), template_tag=self.template_tag,
+            template_type=template_type_for(ctx, self.template_type, self.is_routing),
+            details=details_map(self.details), arch=self.arch or "x86_64",
+            bits=self.bits if self.bits is not None else 64,
+        )  # fmt: skip
+        if spec.bits not in (32, 64):
+            raise InvalidParameterValue("Parameter bits must be 32 or 64")
+        template, _ = TemplateService(ctx).prepare_upload(owner, spec, self.zone)
+        return upload_params(ctx, template)
+
+
+@api_command("getUploadParamsForIso", response=GetUploadParamsResponse, roles=ALL_ROLES, event_type="ISO.CREATE",
+             description="upload an existing ISO into the CloudStack cloud.")
+class GetUploadParamsForIso(Command):
+    name = Param(STRING, required=True, description="the name of the volume/template/iso")
+    display_text = Param(STRING, "displaytext", length=4096, description="the display text of the ISO. This is"
+                         " usually used for display purposes.")
+    format = Param(STRING, required=True, description="the format for the volume/template/iso. Possible values"
+                   " include QCOW2, OVA, and VHD.")
+    zone = Param(UUID, "zoneid", required=True, entity=Zone, description="the ID of the zone the"
+                 " volume/template/iso is to be hosted on")
+    bootable = Param(BOOLEAN, description="true if this ISO is bootable. If not passed explicitly its assumed to be"
+                     " true")
+    os_type = Param(UUID, "ostypeid", entity=GuestOs, description="the ID of the OS type that best represents the OS"
+                    " of this ISO. If the ISO is bootable this parameter needs to be passed")
+    checksum = Param(STRING, description="the checksum value of this volume/template/iso")
+    is_featured = Param(BOOLEAN, "isfeatured", description="true if you want this ISO to be featured")
+    is_public = Param(BOOLEAN, "ispublic", description="true if you want to register the ISO to be publicly available"
+                      " to all users, false otherwise.")
+    is_extractable = Param(BOOLEAN, "isextractable", description="true if the ISO or its derivatives are extractable;"
+                           " default is false")
+    account = Param(STRING, description="an optional accountName. Must be used with domainId.")
+    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId. If the account parameter is"
+                   " used, domainId must also be used.")
+
+    def execute(self, ctx: CallContext) -> Result:
+        if self.zone == -1:
+            raise InvalidParameterValue("Please specify a zone for the upload (parameter zoneid); -1 (all zones) is"
+                                        " not allowed")
+        if require_format(self.format) != "ISO":
+            raise InvalidParameterValue(f"Invalid format {self.format} for an ISO upload (parameter format): use ISO")
+        bootable = True if self.bootable is None else self.bootable
+        if bootable and self.os_type is None:
+            raise InvalidParameterValue("Please pass a valid GuestOS Id")
+        owner = resolve_owner(ctx, self.account, self.domain)
+        spec = TemplateSpec(
+            name=self.name, display_text=self.display_text or self.name, format="ISO", hypervisor=None,
+            guest_os=self.os_type if bootable else None, checksum=validate_checksum(self.checksum),
+            is_public=bool(self.is_public), featured=featured_for(ctx, self.is_featured),
+            extractable=bool(self.is_extractable), bootable=bootable,
+        )  # fmt: skip
+        template, _ = TemplateService(ctx).prepare_upload(owner, spec, self.zone)
+        return upload_params(ctx, template)
+
+
 # -- updating -------------------------------------------------------------------------------------
 
 
@@ -608,6 +751,7 @@ class DeleteTemplate(Command):
         if t.template_type == "SYSTEM" and not self.is_system:
             raise InvalidParameterValue(f"Template {t.name} is a system template: pass issystem=true to delete it")
         TemplateService(ctx).delete(t, self.zone if self.zone != -1 else None, forced=bool(self.forced))
+        remove_objects(ctx, t)
         return Success()
 
 
@@ -626,6 +770,7 @@ class DeleteIso(Command):
     def execute(self, ctx: CallContext) -> Result:
         check_kind(self.id, True)
         TemplateService(ctx).delete(self.id, self.zone if self.zone != -1 else None)
+        remove_objects(ctx, self.id)
         return Success()
 
 
@@ -787,6 +932,11 @@ class CopyTemplateOrIso(Command):
         if any(z == -1 for z in zones) or self.source_zone == -1:
             raise InvalidParameterValue("Please specify a valid destination zone.")
         done = TemplateService(ctx).copy(t, zones, self.source_zone)
+        if not t.cross_zones:
+            errors = copy_now(ctx, t)
+            if errors:
+                raise ResourceUnavailable(f"Failed to copy {'ISO' if self.iso else 'template'} {t.name}: "
+                                          + "; ".join(errors))
         return one(ctx, t, done[0])
 
 
@@ -822,6 +972,22 @@ class PrepareTemplate(Command):
         check_kind(self.template, False)
         TemplateService(ctx).prepare(self.template, self.zone, self.storage)
         return one(ctx, self.template, self.zone)
+
+
+def extract_url(ctx: CallContext, store: ImageStore, path: str, filename: str) -> str:
+    """A time-limited URL of an object on an image store: presigned by the store (S3) when it can,
+    else a signed link to this server's /download route (api/transfer.py)."""
+    import time
+
+    from overcast.storage.signed import make_token, public_base, server_secret
+
+    ttl = int(ctx.setting("extract.url.expiration.interval"))
+    url = ctx.services.image_store(store).download_url(path, ttl)
+    if url:
+        return url
+    secret = server_secret(ctx.services, ctx.session)
+    token = make_token(secret, {"store": store.id, "path": path, "name": filename}, int(time.time()) + ttl)
+    return f"{public_base(ctx.services)}/download/{token}"
 
 
 class ExtractCommand(Command):
@@ -863,7 +1029,10 @@ class ExtractCommand(Command):
         if store is None:
             raise InvalidParameterValue(f"There is no image store holding {what} {t.name} in zone {zone.name}")
         ext = "iso" if self.iso else t.format.lower()
-        url = f"{store.url.rstrip('/')}/{ref.install_path or ''}/{t.uuid}.{ext}"
+        if simulated_store(store):  # nothing was stored: the simulator's kind of URL
+            url = f"{store.url.rstrip('/')}/{ref.install_path or ''}/{t.uuid}.{ext}"
+        else:
+            url = extract_url(ctx, store, ref.install_path or "", f"{t.name}.{ext}")
         owner = s.get(Account, t.account_id)
         ctx.event("ISO.EXTRACT" if self.iso else "TEMPLATE.EXTRACT", f"Extracted {what} {t.name}",
                   account_id=t.account_id, domain_id=t.domain_id, resource_type="Iso" if self.iso else "Template",
@@ -889,6 +1058,74 @@ class ExtractIso(ExtractCommand):
     iso = True
     id = Param(UUID, required=True, entity=Template, acl=Access.LIST, related=ISO_RELATED,
                description="the ID of the ISO file")
+
+
+@api_command("extractVolume", response=ExtractVolumeResponse, roles=ALL_ROLES, is_async=True, idempotent=True,
+             event_type="VOLUME.EXTRACT", description="Extracts volume")
+class ExtractVolume(Command):
+    """The volume's file on primary storage is copied to the zone's image store
+    (volumes/<account id>/<volume id>/...), then answered as a time-limited URL (extract_url)."""
+
+    id = Param(UUID, required=True, entity=Volume, acl=Access.OPERATE, description="the ID of the volume")
+    mode = Param(STRING, required=True, description="the mode of extraction - HTTP_DOWNLOAD or FTP_UPLOAD")
+    zone = Param(UUID, "zoneid", required=True, entity=Zone, description="the ID of the zone where the volume is"
+                 " located")
+    url = Param(STRING, length=2048, description="the url to which the volume would be extracted")
+
+    def instance(self) -> tuple[str | None, str | None]:
+        return "Volume", self.id.uuid
+
+    def execute(self, ctx: CallContext) -> Result:
+        from overcast.engine.storage_ops import volume_file
+        from overcast.plugins.storage import read_chunks
+
+        s, me = ctx.session, ctx.me
+        vol: Volume = self.id
+        mode = (self.mode or "").upper()
+        if mode != "HTTP_DOWNLOAD":
+            raise InvalidParameterValue(f"Extraction mode {self.mode} is not supported (parameter mode); use"
+                                        " HTTP_DOWNLOAD")
+        if self.zone == -1 or vol.zone_id != self.zone.id:
+            raise InvalidParameterValue(f"Volume {vol.name} is not in the zone given (parameter zoneid)")
+        if vol.state != "Ready":
+            raise InvalidParameterValue(f"Volume {vol.name} is in state {vol.state}; only a Ready volume can be"
+                                        " extracted")
+        vm = s.get(VirtualMachine, vol.vm_id) if vol.vm_id else None
+        if vm is not None and vm.state != "Stopped":
+            raise InvalidParameterValue(f"Volume {vol.name} is attached to VM {vm.display_name or vm.name}, which is"
+                                        f" {vm.state}; stop the VM first")
+        if vol.volume_type == "ROOT" and vol.template_id and not me.is_root_admin:
+            source = s.get(Template, vol.template_id)
+            if source is not None and not source.extractable:
+                raise PermissionDenied(f"The volume {vol.name} is not allowed to be extracted: its template is not"
+                                       " extractable")
+        pool = s.get(StoragePool, vol.pool_id) if vol.pool_id else None
+        store = image_store_of(ctx, vol.zone_id)
+        if store is None or simulated_store(store):
+            raise InvalidParameterValue(f"Zone {self.zone.name} has no image store to extract volumes to"
+                                        + (" (its image store is simulated)" if store else ""))
+        source_file = volume_file(ctx.services, vol, pool) if pool is not None else None
+        if source_file is None or not source_file.is_file():
+            raise InvalidParameterValue(f"Volume {vol.name} has no data on primary storage yet")
+        ext = (vol.format or "raw").lower()
+        path = f"volumes/{vol.account_id}/{vol.id}/{vol.uuid}.{ext}"
+        zone, owner = self.zone, s.get(Account, vol.account_id)
+        ctx.checkpoint()  # no transaction while the bytes move
+        driver = ctx.services.image_store(store)
+        try:
+            driver.put(path, read_chunks(open(source_file, "rb")))
+        except ImageStoreError as exc:
+            raise ResourceUnavailable(f"Copying volume {vol.name} to image store {store.name} failed: {exc}"
+                                      ) from None
+        url = extract_url(ctx, store, path, f"{vol.name}.{ext}")
+        ctx.event("VOLUME.EXTRACT", f"Extracted volume {vol.name}", account_id=vol.account_id,
+                  domain_id=vol.domain_id, resource_type="Volume", resource_uuid=vol.uuid)
+        return ObjectResult({
+            "id": vol.uuid, "name": vol.name, "extractId": str(uuidlib.uuid4()),
+            "accountid": owner.uuid if owner else None, "state": "DOWNLOAD_URL_CREATED",
+            "status": "DOWNLOAD_URL_CREATED", "uploadpercentage": 100, "zoneid": zone.uuid, "zonename": zone.name,
+            "extractMode": "HTTP_DOWNLOAD", "url": url, "storagetype": "Image", "created": cs_date(utcnow()),
+        })  # fmt: skip
 
 
 # -- templates from volumes and snapshots ---------------------------------------------------------
@@ -1001,6 +1238,9 @@ class CreateTemplate(Command):
         t = ctx.job_entity(Template)
         if t is None:
             raise InvalidParameterValue("The template being created no longer exists")
+        from overcast.engine.storage_ops import make_template_file
+
+        make_template_file(ctx, t, volume=self.volume if self.snapshot is None else None, snapshot=self.snapshot)
         for ref in s.scalars(select(TemplateZone).where(TemplateZone.template_id == t.id,
                                                         TemplateZone.removed.is_(None))):
             ref.state, ref.download_state, ref.download_pct = "Ready", "DOWNLOADED", 100

@@ -514,6 +514,23 @@ class StagingStoreResponse(ImageStoreResponse):
     object_name = "secondarystagingstore"
 
 
+class StorageProviderResponse(ResponseObject):
+    object_name = "dataStoreProvider"
+    fields = (
+        F("name", "string", "the name of the storage provider"),
+        F("type", "string", "the type of the storage provider"),
+    )
+
+
+class StorageMigrationResponse(ResponseObject):
+    object_name = "storagemigration"
+    fields = (
+        F("message", "string", "Response message from migration of secondary storage data objects"),
+        F("migrationtype", "string", "Type of migration requested for"),
+        F("success", "boolean", "true if operation is executed successfully"),
+    )
+
+
 def store_payload(s: Session, stores: list[ImageStore]) -> list[dict[str, Any]]:
     zones = _load(s, Zone, {st.zone_id for st in stores})
     out = []

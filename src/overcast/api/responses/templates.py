@@ -115,8 +115,23 @@ class ExtractResponse(ResponseObject):
     )
 
 
+class GetUploadParamsResponse(ResponseObject):
+    object_name = "getuploadparams"
+    fields = (
+        F("id", "string", "the template/volume ID"),
+        F("postURL", "string", "POST url to upload the file to"),
+        F("metadata", "string", "encrypted data to be sent in the POST request."),
+        F("expires", "string", "the timestamp after which the signature expires"),
+        F("signature", "string", "signature to be sent in the POST request."),
+    )
+
+
 class ExtractIsoResponse(ExtractResponse):
     object_name = "iso"
+
+
+class ExtractVolumeResponse(ExtractResponse):
+    object_name = "volume"
 
 
 def template_status(t: Template, ref: TemplateZone | None) -> str | None:
@@ -209,6 +224,6 @@ def template_payload(s: Session, rows: list[tuple[Template, TemplateZone | None]
 
 
 __all__ = [
-    "ExtractIsoResponse", "ExtractResponse", "IsoPermissionsResponse", "IsoResponse", "TemplatePermissionsResponse",
-    "TemplateResponse", "template_payload", "template_status",
+    "ExtractIsoResponse", "ExtractResponse", "ExtractVolumeResponse", "IsoPermissionsResponse", "IsoResponse", "TemplatePermissionsResponse",
+    "GetUploadParamsResponse", "TemplateResponse", "template_payload", "template_status",
 ]  # fmt: skip

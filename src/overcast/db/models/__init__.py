@@ -20,5 +20,7 @@ from overcast.db.models.network import *  # noqa: F403
 from overcast.db.models.network import __all__ as _network
 from overcast.db.models.simulator import *  # noqa: F403
 from overcast.db.models.simulator import __all__ as _simulator
+from overcast.db.models.storage import *  # noqa: F403
+from overcast.db.models.storage import __all__ as _storage
 
-__all__ = [*_core, *_infra, *_catalog, *_compute, *_network, *_simulator, *_kv, *_bundles]
+__all__ = [*_core, *_infra, *_catalog, *_compute, *_network, *_simulator, *_kv, *_bundles, *_storage]

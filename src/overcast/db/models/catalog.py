@@ -218,6 +218,10 @@ class TemplateZone(Base):
     install_path: Mapped[str | None] = mapped_column(String(1024))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     physical_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The management node running this ref's download or upload (NULL: none is); a ref claimed by a node
+    #: that stopped is taken over (run again, or failed after ``download_attempts`` tries).
+    download_node: Mapped[str | None] = mapped_column(String(64))
+    download_attempts: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -232,6 +236,12 @@ class TemplatePool(Base):
     template_id: Mapped[int] = mapped_column(ForeignKey("vm_template.id"))
     pool_id: Mapped[int] = mapped_column(ForeignKey("storage_pool.id"), index=True)
     state: Mapped[str] = mapped_column(String(32), default="Ready")
+    #: The cached copy's file name in the pool's directory (None: no bytes cached yet).
+    install_path: Mapped[str | None] = mapped_column(String(1024))
+    #: Bytes of the cached copy.
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Volumes on the pool made from (and, as qcow2 overlays, backed by) the cached copy.
+    ref_count: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

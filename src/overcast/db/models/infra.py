@@ -177,6 +177,8 @@ class ImageStore(Base):
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     #: JSON object of provider details (keys and secrets are kept here, never returned).
     details: Mapped[str | None] = mapped_column(Text)
+    #: Round-robin selection of staging stores: the store chosen last has the highest number.
+    selection_order: Mapped[int] = mapped_column(BigInteger, default=0)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     removed: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -1,0 +1,1 @@
+"""Image store providers (entry point group ``overcast.storage.image``)."""

@@ -1,0 +1,1 @@
+"""Moving bytes: downloads into image stores, data motion between stores and primary storage."""
