@@ -43,30 +43,47 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def server_factory(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Any]:
     """Start extra servers: ``server_factory(env={...}, extra_args=[...], db_url=...)``."""
-    started: list[Server] = []
-    created: list[str] = []
+    session_servers: list[tuple[Server, str]] = []
 
     def start(*, db_url: str | None = None, data_dir: Path | None = None, port: int | None = None,
-              **kwargs: Any) -> Server:
-        if db_url is None:
-            db_url = new_database(backend)
-            created.append(db_url)
+              session: bool = False, **kwargs: Any) -> Server:
+        """``session=True``: the server lives until the end of the session; otherwise until the end of
+        the module that started it (``_stop_module_servers``), so that servers don't pile up and take
+        every connection PostgreSQL and MariaDB allow. A database it made goes with it."""
+        owned = new_database(backend) if db_url is None else ""
         srv = Server(data_dir=data_dir or tmp_path_factory.mktemp("srv"), port=port or free_port(),
-                     db_url=db_url, **kwargs)
-        started.append(srv)
+                     db_url=owned or db_url, **kwargs)
+        (session_servers if session else _MODULE_SERVERS).append((srv, owned))
         return srv.start()
 
     yield start
-    for srv in started:
+    _stop(session_servers + _MODULE_SERVERS)
+    _MODULE_SERVERS.clear()
+
+
+#: Servers started for one module: (server, the database made for it or "").
+_MODULE_SERVERS: list[tuple[Server, str]] = []
+
+
+def _stop(servers: list[tuple[Server, str]]) -> None:
+    for srv, _ in servers:
         srv.stop()
-    for url in created:  # the test databases go with the session
+    for _, url in servers:
         drop_database(url)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_module_servers() -> Iterator[None]:
+    """Stops the servers a module started (see ``server_factory``) once the module is done."""
+    yield
+    _stop(list(_MODULE_SERVERS))
+    _MODULE_SERVERS.clear()
 
 
 @pytest.fixture(scope="session")
 def server(server_factory: Any) -> Server:
     """The session's shared server."""
-    return server_factory()  # type: ignore[no-any-return]
+    return server_factory(session=True)  # type: ignore[no-any-return]
 
 
 def client(server: Server, key: str, secret: str, **kwargs: Any) -> CloudStack:
@@ -158,7 +175,7 @@ class Sandbox:
 @pytest.fixture(scope="session")
 def sandbox_server(server_factory: Any) -> Server:
     """A server started with ``--sandbox`` (the simulator zones, template and offerings)."""
-    return server_factory(extra_args=["--sandbox"])  # type: ignore[no-any-return]
+    return server_factory(extra_args=["--sandbox"], session=True)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

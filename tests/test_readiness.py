@@ -34,10 +34,15 @@ def vm_of(api: CloudStack, vm_id: str) -> dict[str, Any]:
     return api.listVirtualMachines(id=vm_id)["virtualmachine"][0]  # type: ignore[no-any-return]
 
 
-def test_the_simulated_guest_fetches_its_user_data_and_reports_ready(user: Tenant, sandbox: Sandbox) -> None:
+def test_the_simulated_guest_fetches_its_user_data_and_reports_ready(user: Tenant, sandbox: Sandbox,
+                                                                    make_sandbox_tenant: Any) -> None:
+    # Another account's guest holds the same address in its own network: the guest asks at its own
+    # network's gateway, which tells the two apart, as on a virtual router.
+    twin = deploy(make_sandbox_tenant().api, sandbox, name=unique("twin"))
     user_data = b"#cloud-config\nruncmd: [echo configured]\n"
-    vm = deploy(user.api, sandbox, name=unique("guest"), readytimeout=60,
+    vm = deploy(user.api, sandbox, name=unique("guest"), readytimeout=60, ipaddress=twin["nic"][0]["ipaddress"],
                 userdata=base64.b64encode(user_data).decode(), details=[{"simulator.guest.ready": "0.3"}])
+    assert vm["nic"][0]["ipaddress"] == twin["nic"][0]["ipaddress"]
     # The job completed only once the guest had reported: the VM it answers is ready.
     assert vm["state"] == "Running" and vm["ready"] is True and vm["readyat"]
     storage = user.api.getKvStorage(storageid=vm["id"])["kvstorage"]

@@ -81,7 +81,10 @@ def pick_guest(rows: list[Any], local: str | None) -> Any | None:
     """The one row of :data:`GUEST_QUERY` that is the guest. Several networks may use one address
     (isolated networks each have their own range): then the NIC whose network's gateway is ``local``
     (the address the request came in on, as on a virtual router serving each network on its gateway) is
-    the one; if that does not single one out, nobody is answered."""
+    the one; if that does not single one out, nobody is answered. ``local`` ``nic:<id>`` names the NIC
+    itself (an in-process guest: overcast.metadata.service.NIC_SCOPE_KEY)."""
+    if local and local.startswith("nic:"):
+        rows = [r for r in rows if str(r.id) == local[4:]]
     if len(rows) > 1:
         here = normalize_address(local or "")
         rows = [r for r in rows if here is not None and normalize_address(r.gateway or "") == here]

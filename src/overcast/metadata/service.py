@@ -57,8 +57,18 @@ async def _respond(send: Send, status: int, body: bytes, *, content_type: bytes 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
+#: ASGI scope key naming the NIC a request comes from. Only an in-process caller can set it (no header
+#: or other part of an HTTP request reaches the scope's keys): the simulated guest, which has no network
+#: of its own to tell apart two networks whose guests hold one address behind one gateway address.
+NIC_SCOPE_KEY = "overcast.guest_nic"
+
+
 def _addresses(scope: Scope) -> tuple[str, str | None]:
+    """(source address, where the request came in): the server address, or ``nic:<id>`` from
+    :data:`NIC_SCOPE_KEY` (see :func:`overcast.metadata.guest.pick_guest`)."""
     client = scope.get("client") or ("", 0)
+    if scope.get(NIC_SCOPE_KEY) is not None:
+        return str(client[0] or ""), f"nic:{int(scope[NIC_SCOPE_KEY])}"
     server = scope.get("server") or (None, 0)
     return str(client[0] or ""), server[0]
 

@@ -4,9 +4,9 @@ A simulator VM whose details (given at deploy, or by the bundle it came from) or
 details carry ``simulator.guest.ready`` (seconds, a number) behaves, that long after each start, as a
 guest running cloud-init would: it asks the metadata service for its user data and its KV storage
 (the same ASGI application a real guest reaches over the network, called with the VM's address as the
-peer, since no simulated guest has a network stack), writes ``simulator.userdata.sha256`` (the
-SHA-256 of the user data it got) and then ``ready`` into its VM storage through the KV HTTP service,
-with the secret key the metadata service handed it. Without KV items in its metadata it reports with
+peer and naming its NIC, since no simulated guest has a network stack of its own),
+writes ``simulator.userdata.sha256`` (the SHA-256 of the user data it got) and then ``ready`` into its
+VM storage through the KV HTTP service, with the secret key the metadata service handed it. Without KV items in its metadata it reports with
 ``POST /latest/ready`` instead.
 
 It listens to ``VM.START`` on the event bus; a timer lost in a crash means that start's guest never
@@ -64,27 +64,34 @@ def on_start(services: Services, event: ActionEvent) -> None:
             delay = _detail(template.details) if template is not None else None
         if delay is None:
             return
-        address = s.scalar(select(Nic.ip_address).where(Nic.vm_id == vm.id, Nic.removed.is_(None),
-                                                       Nic.is_default.is_(True)))
-    if not address:
+        nic = s.execute(select(Nic.id, Nic.ip_address).where(
+            Nic.vm_id == vm.id, Nic.removed.is_(None), Nic.is_default.is_(True))).first()
+    if nic is None or not nic.ip_address:
         logger.warning("Simulated guest of VM %s has no address: it can't reach its metadata", event.resource_uuid)
         return
-    timer = threading.Timer(delay, run_guest, args=(services, event.resource_uuid, address))
+    timer = threading.Timer(delay, run_guest, args=(services, event.resource_uuid, nic.ip_address, nic.id))
     timer.name, timer.daemon = f"simulated-guest-{event.resource_uuid[:8]}", True
     timer.start()
 
 
-def run_guest(services: Services, vm_uuid: str, address: str) -> None:
+def run_guest(services: Services, vm_uuid: str, address: str, nic_id: int) -> None:
     try:
-        asyncio.run(_guest(services, address))
+        asyncio.run(_guest(services, address, nic_id))
     except Exception:
         logger.exception("Simulated guest of VM %s failed to report ready", vm_uuid)
 
 
-async def _guest(services: Services, address: str) -> None:
-    from overcast.metadata.service import MetadataApp
+async def _guest(services: Services, address: str, nic_id: int) -> None:
+    from overcast.metadata.service import NIC_SCOPE_KEY, MetadataApp
 
-    transport = httpx.ASGITransport(app=MetadataApp(services), client=(address, 49152))
+    app = MetadataApp(services)
+
+    async def from_this_nic(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # Two networks' guests may hold one address behind one gateway address (isolated networks of
+        # one CIDR): a real guest is on its own wire, this one names its NIC.
+        await app({**scope, NIC_SCOPE_KEY: nic_id}, receive, send)
+
+    transport = httpx.ASGITransport(app=from_this_nic, client=(address, 49152))
     async with httpx.AsyncClient(transport=transport, base_url="http://metadata.internal") as metadata:
         user_data = await metadata.get("/latest/user-data")
         fetched = user_data.content if user_data.status_code == 200 else b""
