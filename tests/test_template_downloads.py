@@ -424,6 +424,7 @@ def test_upload_signature_checks(world: World) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.backends("sqlite")  # a minute of waiting for a signature's expiry, which no database decides
 def test_upload_expired(world: World) -> None:
     world.admin.updateConfiguration(name="upload.operation.timeout", value="1")  # minutes, the smallest
     try:
