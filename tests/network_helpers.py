@@ -112,6 +112,8 @@ class GuestLan:
         self.bridge = f"ocbr{self.tag}"
         self.namespaces: list[str] = []
         self._links: list[str] = []
+        self._addresses: dict[str, str] = {}  # namespace -> the address it holds
+        self._removed: list[str] = []  # names are never reused
 
     @staticmethod
     def _ip(*args: str) -> None:
@@ -140,11 +142,16 @@ class GuestLan:
 
     def add_guest(self, address: str, *, hosts: dict[str, str] | None = None) -> str:
         """A namespace holding ``address`` with a default route through the gateway; ``hosts`` (name ->
-        address) becomes its /etc/hosts (``ip netns exec`` mounts /etc/netns/<name>/hosts over it)."""
+        address) becomes its /etc/hosts (``ip netns exec`` mounts /etc/netns/<name>/hosts over it).
+        An earlier guest holding the same address (its VM expunged, the address given to a new VM) is
+        removed first: two holders of one address on the bridge would answer each other's ARP."""
         import os
         from pathlib import Path
 
-        index = len(self.namespaces)
+        for old, held in list(self._addresses.items()):
+            if held == address:
+                self.remove_guest(old)
+        index = len(self.namespaces) + len(self._removed)
         ns, host_end, guest_end = f"ocns{self.tag}{index}", f"ocv{self.tag}{index}h", f"ocv{self.tag}{index}g"
         self._ip("netns", "add", ns)
         self.namespaces.append(ns)
@@ -157,12 +164,26 @@ class GuestLan:
         self._ip("-n", ns, "addr", "add", f"{address}/{self.prefixlen}", "dev", guest_end)
         self._ip("-n", ns, "link", "set", guest_end, "up")
         self._ip("-n", ns, "route", "add", "default", "via", self.gateway)
+        self._addresses[ns] = address
         if hosts:
             etc = Path("/etc/netns") / ns
             etc.mkdir(parents=True, exist_ok=True)
             (etc / "hosts").write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {name}\n" for name, ip in hosts.items()))
             os.chmod(etc / "hosts", 0o644)
         return ns
+
+    def remove_guest(self, ns: str) -> None:
+        """Remove the guest ``ns`` (its veth pair goes with it) and the host's ARP entry for its address."""
+        import shutil
+        import subprocess
+
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+        self.namespaces.remove(ns)
+        self._removed.append(ns)
+        address = self._addresses.pop(ns, None)
+        if address is not None:
+            subprocess.run(["ip", "neigh", "flush", "to", address, "dev", self.bridge], capture_output=True)
 
     def run(self, ns: str, args: list[str], **kwargs: Any) -> Any:
         """Run a command inside the guest ``ns``."""

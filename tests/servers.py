@@ -102,15 +102,19 @@ class Server:
     api_key: str = ""
     secret_key: str = ""
     log_path: Path | None = None
+    #: The address the API (and the KV HTTP service under /kv/) listens on: ``serve --host``.
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/client/api"
+        return f"http://{self.host}:{self.port}/client/api"
 
     def start(self, timeout: float = 30.0) -> Server:
         self.log_path = self.data_dir / f"server-{self.port}-{int(time.time() * 1000)}.log"
         args = [sys.executable, "-m", "overcast.cli.main", "serve", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), *self.extra_args]
+        if self.host != "127.0.0.1":
+            args += ["--host", self.host]
         if self.db_url:
             args += ["--db", self.db_url]
         env = {**os.environ, "OVERCAST_HEARTBEAT_INTERVAL": "0.5", **self.env}
@@ -121,7 +125,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
             try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"http://{self.host}:{self.port}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)

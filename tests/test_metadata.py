@@ -69,9 +69,11 @@ def world(server_factory: Any) -> Any:
     w = World()
     with GuestLan(gateway) as lan:
         w.lan = lan
-        # The virtual router's ports on the guest network's gateway address, as cloud-init expects them.
-        w.server = server_factory(extra_args=["--sandbox", "--metadata-host", gateway, "--metadata-port", "80",
-                                              "--password-port", "8080"])
+        # The virtual router's ports on the guest network's gateway address, as cloud-init expects them;
+        # the API (and the KV HTTP service under /kv/, the kv-url guests are given) there too, so that
+        # guests reach their KV storage.
+        w.server = server_factory(host=gateway, extra_args=["--sandbox", "--metadata-host", gateway,
+                                                            "--metadata-port", "80", "--password-port", "8080"])
         w.admin = client(w.server, w.server.api_key, w.server.secret_key)
         w.sandbox = Sandbox(w.server)
         w.admin.updateTemplate(id=w.sandbox.template, passwordenabled=True)
@@ -602,3 +604,125 @@ def test_a_guest_reports_ready_to_the_metadata_service(world: World) -> None:
     events = api.listEvents(type="VM.READY")["event"]
     assert [e for e in events if world.vms[0]["id"] in e["description"]]
     assert not [e for e in events if world.vms[1]["id"] in e["description"]]
+
+
+# -- the dispatcher scenario (issue 5, item 7) ----------------------------------------------------------
+
+#: What a guest's boot script does, run inside its namespace: ``work`` reads its user data (a JSON task)
+#: and its KV items from the metadata service, computes the task and writes the key ``result`` into its
+#: KV storage with its own secret (and tries once with a forged one); ``ready`` writes ``ready``;
+#: ``get <kv-url> <storage> <secret> <key>`` reads a key back. Prints a JSON object.
+GUEST_BOOT = r"""
+import json, sys, urllib.error, urllib.request
+base, step = sys.argv[1], sys.argv[2]
+
+def call(url, method="GET", data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=20) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+def meta(item):
+    status, body = call(f"{base}/latest/{item}")
+    assert status == 200, (item, status)
+    return body
+
+def put(kv, storage, secret, key, value):
+    return call(f"{kv}/set/{storage}/{key}", "PUT", value.encode(),
+                {"Secret-Key": secret, "Content-Type": "text/plain"})[0]
+
+if step == "get":
+    kv, storage, secret, key = sys.argv[3:7]
+    status, body = call(f"{kv}/get/{storage}/{key}", headers={"Secret-Key": secret})
+    print(json.dumps({"status": status, "body": body.decode()}))
+    sys.exit()
+kv = meta("meta-data/kv-url").decode().rstrip("/")
+storage, secret = meta("meta-data/kv-storage-id").decode(), meta("meta-data/kv-secret-key").decode()
+out = {"kv": kv, "storage": storage, "secret": secret}
+if step == "work":
+    task = json.loads(meta("user-data"))
+    result = {"sum": sum(task["numbers"]), "instance": meta("meta-data/instance-id").decode()}
+    out["forged"] = put(kv, storage, secret[::-1], "result", "forged")
+    out["put"] = put(kv, storage, secret, "result", json.dumps(result))
+else:
+    out["put"] = put(kv, storage, secret, "ready", "true")
+print(json.dumps(out))
+"""
+
+
+def guest_boot(w: World, ns: str, *args: str) -> dict[str, Any]:
+    done = w.lan.run(ns, [sys.executable, "-c", GUEST_BOOT, w.base, *args])
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\nserver log:\n{w.server.log()[-3000:]}"
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_dispatcher_deploys_a_bundle_and_its_guest_reports_ready(world: World) -> None:
+    """``deployBundle bundle=foo readytimeout=...``: the job stays pending until the guest (a namespace
+    holding the VM's address) has read its user data from the metadata service and written its result and
+    ``ready`` into its KV storage over HTTP with its own secret; the dispatcher then reads the result and
+    its history through the API, and expunges the VM, whose storage is gone over HTTP and through the API."""
+    from network_helpers import error_of
+
+    api, admin = world.tenant.api, world.admin
+    numbers = [random.randint(1, 10**6) for _ in range(8)]
+    task = json.dumps({"task": "sum", "numbers": numbers}).encode()
+    admin.updateConfiguration(name="storage.kv.vm.history.enabled", value="true")
+    admin.updateConfiguration(name="allow.user.expunge.recover.vm", value="true", accountid=world.tenant.id)
+    try:
+        bundle = api.createBundle(name="foo", zoneid=world.sandbox.advanced_zone, templateid=world.sandbox.template,
+                                  serviceofferingid=world.sandbox.small, networkids=world.network["id"],
+                                  userdata=base64.b64encode(task).decode())["bundle"]
+        job = api.deployBundle(bundle="foo", readytimeout=120, fetch_result=False)
+        vm_id = job["id"]
+        deadline = time.monotonic() + 30
+        while (vm := api.listVirtualMachines(id=vm_id)["virtualmachine"][0])["state"] != "Running":
+            assert time.monotonic() < deadline, f"the VM never ran: {vm['state']}"
+            time.sleep(0.1)
+        assert (vm["bundleid"], vm["bundlename"], vm["bundleversion"]) == (bundle["id"], "foo", 1)
+        assert vm["ready"] is False
+        ns = world.lan.add_guest(vm["nic"][0]["ipaddress"])
+        assert api.queryAsyncJobResult(jobid=job["jobid"], fetch_result=False)["jobstatus"] == 0
+
+        # The guest boots: its task from the user data, the result into its storage.
+        work = guest_boot(world, ns, "work")
+        assert work["storage"] == vm_id
+        assert work["kv"] == f"http://{world.base.split('//')[1]}:{world.server.port}/kv"
+        assert (work["forged"], work["put"]) == (401, 200)
+        time.sleep(0.5)  # more than a heartbeat: a result is not a ready report, the job still waits
+        assert api.queryAsyncJobResult(jobid=job["jobid"], fetch_result=False)["jobstatus"] == 0
+        assert api.listVirtualMachines(id=vm_id)["virtualmachine"][0]["ready"] is False
+        assert guest_boot(world, ns, "ready")["put"] == 200
+
+        deadline = time.monotonic() + 30
+        while (result := api.queryAsyncJobResult(jobid=job["jobid"], fetch_result=False))["jobstatus"] == 0:
+            assert time.monotonic() < deadline, "the deploy job did not complete after the guest reported ready"
+            time.sleep(0.1)
+        assert result["jobstatus"] == 1, result
+        done = result["jobresult"]["virtualmachine"]
+        assert done["id"] == vm_id and done["ready"] is True and done["readyat"] and done["bundlename"] == "foo"
+
+        # The dispatcher reads what its guest wrote.
+        value = api.getKvStorageValue(storageid=vm_id, key="result")["kvresult"]["value"]
+        assert json.loads(value) == {"sum": sum(numbers), "instance": vm_id}
+        assert api.getKvStorageValues(storageid=vm_id, keys="result,ready")["kvresult"]["items"] == {
+            "result": value, "ready": "true"}
+        history = api.getKvStorageHistory(storageid=vm_id, sort="timestamp")["kvresult"]
+        assert [(i["key"], i.get("value"), i["operation"]) for i in history["items"]] == [
+            ("result", value, "set"), ("ready", "true", "set")]  # the forged write left nothing
+
+        # Done with it: destroyed with expunge, the storage goes with the VM.
+        api.destroyVirtualMachine(id=vm_id, expunge=True)
+        assert not admin.listVirtualMachines(id=vm_id, listall=True).get("virtualmachine")
+        deadline = time.monotonic() + 15
+        while (got := guest_boot(world, ns, "get", work["kv"], vm_id, work["secret"], "result"))["status"] != 404:
+            assert got["status"] == 200 and time.monotonic() < deadline, got
+            time.sleep(0.1)
+        err = error_of(lambda: api.getKvStorageValue(storageid=vm_id, key="result"))
+        assert err["errorcode"] == 431 and "does not exist" in err["errortext"], err
+        err = error_of(lambda: api.getKvStorage(storageid=vm_id))
+        assert err["errorcode"] == 431 and "does not exist" in err["errortext"], err
+    finally:
+        admin.updateConfiguration(name="storage.kv.vm.history.enabled", value="false")
+        admin.updateConfiguration(name="allow.user.expunge.recover.vm", value="false", accountid=world.tenant.id)
