@@ -48,6 +48,7 @@ class Services:
     scheduler: Scheduler = field(init=False)
     _drivers: dict[str, HypervisorDriver] = field(init=False, default_factory=dict)
     _elements: dict[str, NetworkElement] = field(init=False, default_factory=dict)
+    _base_url: str | None = field(init=False, default=None)
     _stores: dict[tuple[int, str, str | None], ImageStoreDriver] = field(init=False, default_factory=dict)
     #: Template and ISO download workers (started with the job workers; overcast.engine.template_downloads).
     downloads: TemplateDownloads | None = field(init=False, default=None)
@@ -120,6 +121,19 @@ class Services:
             driver = provider_class(store.provider)(store.url, store_details(store))
             driver = self._stores.setdefault(key, driver)
         return driver
+
+    def base_url(self) -> str:
+        """``http://host:port`` of this server as clients reach it: its listening address, or the
+        machine's name (looked up once) when it listens on every address. The KV service's URL and
+        upload/download links start with it unless their settings name another."""
+        if self._base_url is None:
+            host = self.config.host
+            if host in ("0.0.0.0", "::", ""):
+                host = socket.getfqdn()
+            if ":" in host:
+                host = f"[{host}]"
+            self._base_url = f"http://{host}:{self.config.port}"
+        return self._base_url
 
     def identity(self, ctx: CallContext) -> Identity:
         return Identity(ctx.session, self.events)

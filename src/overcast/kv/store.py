@@ -120,14 +120,7 @@ def public_url(services: Services) -> str:
         configured = services.settings.get(PUBLIC_URL_SETTING)
         if configured and str(configured).strip():
             return str(configured).strip()
-    host = services.config.host
-    if host in ("0.0.0.0", "::", ""):
-        import socket
-
-        host = socket.getfqdn()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{services.config.port}/kv/"
+    return services.base_url() + "/kv/"
 
 
 def kv_limits(session: Any, settings: Any = None) -> tuple[int, int]:

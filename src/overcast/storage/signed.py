@@ -108,16 +108,7 @@ def read_token(secret: bytes, token: str) -> dict[str, Any] | None:
 def public_base(services: Services) -> str:
     """Where clients reach this server: the ``storage.public.url`` setting, else host and port."""
     configured = str(services.settings.get("storage.public.url") or "").strip().rstrip("/")
-    if configured:
-        return configured
-    host = services.config.host
-    if host in ("0.0.0.0", "::", ""):
-        import socket
-
-        host = socket.gethostname()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{services.config.port}"
+    return configured or services.base_url()
 
 
 __all__ = ["make_token", "public_base", "read_token", "server_secret", "signature", "valid"]
