@@ -93,16 +93,19 @@ def _ext(fmt: str | None) -> str:
 
 
 def usable_image_store(ctx: EngineContext, zone_id: int) -> ImageStore | None:
-    """Where new objects of ``zone_id`` go: the zone's writable image store with the least used, else a
-    writable region-wide one."""
+    """Where new objects of ``zone_id`` go (templates, ISOs, snapshot backups, extracted volumes): the
+    zone's writable image stores, one that really stores bytes before a simulated one (``overcast
+    sandbox`` seeds simulated stores), the least used first; else a writable region-wide one."""
+    from overcast.engine.template_downloads import simulated_store
+
     s = ctx.session
     base = select(ImageStore).where(ImageStore.removed.is_(None), ImageStore.role == "Image",
-                                    ImageStore.readonly.is_(False))
-    store = s.scalar(base.where(ImageStore.zone_id == zone_id).order_by(ImageStore.used_bytes, ImageStore.id).limit(1))
-    if store is None:
-        store = s.scalar(base.where(ImageStore.scope == "REGION").order_by(ImageStore.used_bytes, ImageStore.id)
-                         .limit(1))
-    return store
+                                    ImageStore.readonly.is_(False)).order_by(ImageStore.used_bytes, ImageStore.id)
+    stores = list(s.scalars(base.where(ImageStore.zone_id == zone_id)))
+    if not stores:
+        stores = list(s.scalars(base.where(ImageStore.scope == "REGION")))
+    stores.sort(key=simulated_store)  # stable: real stores first, each kind least used first
+    return stores[0] if stores else None
 
 
 # -- staging stores ---------------------------------------------------------------------------------

@@ -128,19 +128,11 @@ def region_store_exists(ctx: EngineContext) -> bool:
 
 
 def image_store_of(ctx: EngineContext, zone_id: int) -> ImageStore | None:
-    """The image store a template of ``zone_id`` lives on: the zone's own (a writable one that really
-    stores bytes before a simulated one: see engine.template_downloads), else a region-wide one."""
-    from overcast.engine.template_downloads import simulated_store
+    """The image store a new template of ``zone_id`` goes to: the one every new object goes to
+    (:func:`overcast.engine.storage_ops.usable_image_store`)."""
+    from overcast.engine.storage_ops import usable_image_store
 
-    s = ctx.session
-    own = list(s.scalars(select(ImageStore).where(ImageStore.zone_id == zone_id, ImageStore.removed.is_(None),
-                                                  ImageStore.role == "Image").order_by(ImageStore.id)))
-    own.sort(key=lambda st: (bool(st.readonly), simulated_store(st)))
-    store = own[0] if own else None
-    if store is None:
-        store = s.scalar(select(ImageStore).where(ImageStore.scope == "REGION", ImageStore.removed.is_(None),
-                                                  ImageStore.role == "Image").order_by(ImageStore.id).limit(1))
-    return store
+    return usable_image_store(ctx, zone_id)
 
 
 def install_path(template: Template) -> str:
