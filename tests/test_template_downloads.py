@@ -86,17 +86,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        slow = self.path.startswith("/slow/")
-        body = self.server.files.get("/" + self.path.split("/", 2)[2] if slow else self.path)
+        # /slow/<file>: in 20 steps over five seconds; /short/<file>: the first 60 % (the Content-Length
+        # promises all), then the connection closes; /extra/<file>: 3 MiB more than the Content-Length;
+        # /huge/<file>: a Content-Length of 2 GiB
+        mode = self.path.split("/", 2)[1] if self.path.count("/") >= 2 else ""
+        special = mode in ("slow", "short", "extra", "huge")
+        body = self.server.files.get("/" + self.path.split("/", 2)[2] if special else self.path)
         if body is None:
             self.send_error(404)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(2 * 1024 ** 3 if mode == "huge" else len(body)))
         self.end_headers()
-        if not slow:
-            self.wfile.write(body)
+        if mode != "slow":
+            sent = {"short": body[:len(body) * 6 // 10], "extra": body + b"\xee" * (3 * MIB)}.get(mode, body)
+            try:
+                self.wfile.write(sent)
+            except OSError:
+                pass  # the downloader went away (huge)
+            self.close_connection = True
             return
         step = len(body) // 20 + 1
         try:
@@ -628,3 +637,106 @@ def test_bad_qcow2_stops_early(world: World, files: Files) -> None:
     done = settle(world.admin, t["id"])
     assert "backing file (/dev/sda)" in done["status"]
     assert time.monotonic() - started < 4  # the server takes five seconds to send it all
+
+
+# -- the zero-copy path (an NFS-kind store, plain HTTP, a Content-Length, no checksum) ---------------
+
+
+def spliced_bytes(w: World, t: dict[str, Any]) -> int:
+    """How many bytes of ``t``'s download the server moved from the socket to the file in the kernel
+    (its log line says so), 0 when it logged none."""
+    for line in w.server.log().splitlines():
+        if f"/{t['id']}." in line and "moved from the socket to the file in the kernel" in line:
+            return int(line.split("Download of ", 1)[1].split(": ", 1)[1].split(" of ", 1)[0])
+    return 0
+
+
+def test_large_download_moves_in_the_kernel(world: World, files: Files) -> None:
+    body = raw(24 * MIB + 4321)
+    t = register(world, serve(files, "big.img", body), fmt="RAW")
+    done = settle(world.admin, t["id"])
+    assert done["isready"] is True and done["size"] == len(body) and done["physicalsize"] == len(body)
+    paths = stored(world, t)
+    assert len(paths) == 1 and paths[0].read_bytes() == body
+    assert spliced_bytes(world, t) >= len(body) - 2 * MIB  # all but the first chunk (and what was buffered)
+    # with a checksum every byte must pass the hash: no splicing
+    t = register(world, serve(files, "big-summed.img", body), fmt="RAW",
+                 checksum="{SHA-256}" + hashlib.sha256(body).hexdigest())
+    assert settle(world.admin, t["id"])["isready"] is True
+    assert stored(world, t)[0].read_bytes() == body and spliced_bytes(world, t) == 0
+
+
+def test_zero_copy_never_takes_more_than_the_content_length(world: World, files: Files) -> None:
+    body = raw(6 * MIB + 11)
+    serve(files, "extra.img", body)
+    t = register(world, f"http://127.0.0.1:{files.server_address[1]}/extra/extra.img", fmt="RAW")
+    done = settle(world.admin, t["id"])
+    assert done["isready"] is True and done["size"] == len(body)
+    assert stored(world, t)[0].read_bytes() == body and spliced_bytes(world, t) > 4 * MIB
+
+
+def test_size_cap_before_any_byte(world: World, files: Files) -> None:
+    serve(files, "huge.img", raw(4 * MIB))
+    world.admin.updateConfiguration(name="max.template.iso.size", value="1")
+    try:
+        t = register(world, f"http://127.0.0.1:{files.server_address[1]}/huge/huge.img", fmt="RAW")
+        done = settle(world.admin, t["id"])
+    finally:
+        world.admin.updateConfiguration(name="max.template.iso.size", value="50")
+    assert done["downloaddetails"][0]["downloadState"] == "DOWNLOAD_ERROR"
+    assert "more than the limit of 1073741824 bytes" in done["status"] and not stored(world, t)
+
+
+def test_truncated_body_is_an_error(world: World, files: Files) -> None:
+    body = raw(8 * MIB)
+    serve(files, "short.img", body)
+    t = register(world, f"http://127.0.0.1:{files.server_address[1]}/short/short.img", fmt="RAW")
+    done = settle(world.admin, t["id"])
+    assert done["isready"] is False and done["downloaddetails"][0]["downloadState"] == "DOWNLOAD_ERROR"
+    assert f"closed after {len(body) * 6 // 10} of {len(body)} bytes" in done["status"], done["status"]
+    assert not stored(world, t) and not list(world.store_dir.rglob("*.part"))
+    assert spliced_bytes(world, t) > 2 * MIB  # the body broke off in the kernel copy
+
+
+@pytest.mark.parametrize("image, fmt, reason", [
+    (qcow2(backing="/etc/passwd") + b"\x00" * (6 * MIB), "QCOW2", "backing file (/etc/passwd)"),
+    (qcow2() + b"\x00" * (6 * MIB), "RAW", "is a QCOW2 image, not RAW"),
+    (vhd(6 * MIB, disk_type=4), "VHD", "differencing"),
+    (raw(6 * MIB), "VHD", "is a RAW image, not VHD"),
+], ids=["qcow2-backing-file", "qcow2-as-raw", "vhd-parent", "raw-as-vhd"])
+def test_large_bad_images_refused(world: World, files: Files, image: bytes, fmt: str, reason: str) -> None:
+    t = register(world, serve(files, unique("bigbad"), image), fmt=fmt)
+    done = settle(world.admin, t["id"])
+    assert done["isready"] is False and reason in done["status"], done["status"]
+    assert not stored(world, t) and not list(world.store_dir.rglob("*.part"))
+
+
+def test_large_vhd_footer_read_from_the_file(world: World, files: Files) -> None:
+    body = vhd(6 * MIB)
+    t = register(world, serve(files, "big.vhd", body), fmt="VHD")
+    done = settle(world.admin, t["id"])
+    assert done["isready"] is True and done["size"] == 6 * MIB and done["physicalsize"] == len(body)
+    assert spliced_bytes(world, t) > 4 * MIB  # the footer itself went by in the kernel
+
+
+def test_download_splice_unit(files: Files, tmp_path: Path) -> None:
+    """Download.chunks(into=fd) itself against the module's HTTP server: the caller sees the first chunk and
+    what http.client had buffered; the file gets every byte, and no more than the Content-Length."""
+    import os
+
+    from overcast.storage.download import SPLICE_AFTER, Checksum, Download, FetchLimits
+
+    body = raw(9 * MIB + 5)
+    serve(files, "unit.img", body)
+    for prefix, checksum in (("", None), ("extra/", None), ("", "{SHA-256}" + hashlib.sha256(body).hexdigest())):
+        url = f"http://127.0.0.1:{files.server_address[1]}/{prefix}unit.img"
+        download = Download(url, FetchLimits(max_bytes=10 * MIB, allow_private=True), Checksum.parse(checksum))
+        target = tmp_path / "unit.out"
+        with open(target, "wb", buffering=0) as out:
+            seen = sum(out.write(chunk) or 0 for chunk in download.chunks(into=out.fileno()))
+        assert target.read_bytes() == body and download.received == len(body)
+        if checksum is None:
+            assert SPLICE_AFTER <= seen <= SPLICE_AFTER + 64 * 1024 and download.spliced == len(body) - seen
+        else:
+            assert seen == len(body) and download.spliced == 0
+        os.unlink(target)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from overcast.db.models import Account, ImageStore, ManagementNode, Template, TemplateZone, utcnow
-from overcast.plugins.storage import ImageStoreError, read_chunks, store_details
+from overcast.plugins.storage import ImageStoreError, read_chunks, store_details, write_chunks
 from overcast.storage.download import (
     ABANDONED,
     DOWNLOAD_ERROR,
@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 GB = 1024 ** 3
+#: The bytes to store, given the descriptor of the local file they go to (None for an object store).
+Body = Callable[[int | None], Iterable[bytes]]
 #: Formats with no bytes to fetch (CloudStack reports them ready at once).
 NO_BYTES = frozenset({"BAREMETAL", "EXTERNAL", "DIR"})
 
@@ -285,13 +287,15 @@ class TemplateDownloads:
         if store is None:
             self.finish_error(work, "The image store of this template was removed")
             return
+        download: Download | None = None
         try:
             driver = services.image_store(store)
-            chunks: Iterable[bytes]
+            body: Body
             if work.source is not None and source_store is not None:
                 source_driver = services.image_store(source_store)
                 total = source_driver.size(work.source[1])
-                chunks = self._copying(work, read_chunks(source_driver.open(work.source[1])), total)
+                copying = self._copying(work, read_chunks(source_driver.open(work.source[1])), total)
+                body = lambda _into: copying  # noqa: E731
             elif work.url:
                 checksum = Checksum.parse(work.checksum)
                 last = [-1]
@@ -302,16 +306,21 @@ class TemplateDownloads:
                         last[0] = pct
                         self.progress(work, pct)
 
-                chunks = Download(work.url, fetch_limits(services), checksum, report).chunks()
+                download = Download(work.url, fetch_limits(services), checksum, report)
+                body = download.chunks
             else:
                 self.finish_error(work, "There is nothing to download: the template has no URL and no copy on"
                                   " another image store")
                 return
-            info = self.store_checked(driver, work, chunks)
+            info = self.store_checked(driver, work, body)
         except (DownloadError, FormatError, ImageStoreError, ValueError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             self.finish_error(work, message)
             return
+        finally:
+            if download is not None and download.spliced:
+                logger.info("Download of %s: %d of %d bytes moved from the socket to the file in the kernel",
+                            work.path, download.spliced, download.received)
         self.finish_ok(work, info)
 
     def _copying(self, work: Work, chunks: Iterator[bytes], total: int | None) -> Iterator[bytes]:
@@ -327,11 +336,22 @@ class TemplateDownloads:
             yield chunk
 
     @staticmethod
-    def store_checked(driver, work: Work, chunks: Iterable[bytes]) -> ImageInfo:  # type: ignore[no-untyped-def]
-        """Stream ``chunks`` into the store at ``work.path``, then check the format; a refused file is
-        removed again."""
+    def store_checked(driver, work: Work, body: Body) -> ImageInfo:  # type: ignore[no-untyped-def]
+        """Stream the body into the store at ``work.path`` and check the format; a refused file is never
+        kept. ``body(fd)`` gives the chunks; ``fd`` is the descriptor of the local file they go to when the
+        store has local files (NFS: :meth:`ImageStoreDriver.local_writer`), into which a download may move
+        most of the body in the kernel (:meth:`Download.chunks`); there the file is checked before it is
+        published. Object stores (fd None) get a ``put``, and a refused object is deleted again."""
         sniffer = Sniffer()
-        driver.put(work.path, sniffer.wrap(chunks, work.format))
+        writer = driver.local_writer(work.path)
+        if writer is not None:
+            with writer as out:
+                write_chunks(out, sniffer.wrap(body(out.fileno()), work.format))
+                sniffer.settle(out.fileno())
+                info = sniffer.result()
+                check(work.format, info)
+            return info
+        driver.put(work.path, sniffer.wrap(body(None), work.format))
         try:
             info = sniffer.result()
             check(work.format, info)
@@ -482,7 +502,7 @@ def run_upload(services: Services, work: Work, chunks: Iterator[bytes]) -> str |
     limited = Verifying(chunks, int(services.settings.get("max.template.iso.size")) * GB,
                         Checksum.parse(work.checksum))
     try:
-        info = TemplateDownloads.store_checked(services.image_store(store), work, iter(limited))
+        info = TemplateDownloads.store_checked(services.image_store(store), work, lambda _into: iter(limited))
     except (DownloadError, FormatError, ImageStoreError, ValueError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         runner.finish_error(work, message)

@@ -9,6 +9,8 @@ Contract:
 - ``put`` streams the chunks and is atomic: a reader sees the whole object or nothing (temp file and
   rename on a directory, multipart upload completed at the end on S3, a single PUT of a stream on
   Swift); it returns the number of bytes written;
+- ``local_writer`` (optional; NFS only) hands out a new local file that becomes an object atomically,
+  for zero-copy writes (a template download splices the socket into it);
 - ``open``, ``size``, ``delete`` and ``list`` address objects by store-relative paths with ``/``
   separators (``template/tmpl/<account id>/<template id>/<file>``, ``snapshots/<account id>/<volume id>/
   <file>``, ``volumes/<volume id>/<file>``); ``size`` is None and ``delete`` does nothing for a missing
@@ -24,6 +26,8 @@ import abc
 import json
 import posixpath
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from io import FileIO
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
@@ -114,6 +118,15 @@ class ImageStoreDriver(abc.ABC):
         """The object's file on this machine when the store is a directory (NFS), else None."""
         return None
 
+    def local_writer(self, path: str) -> AbstractContextManager[FileIO] | None:
+        """For a store that is a directory on this machine (NFS): a context manager giving a new, empty,
+        unbuffered file (open for reading and writing) that becomes the object ``path`` atomically when
+        the block ends without an error, and is removed when it raises, as ``put`` does. It lets a
+        caller fill the object with the kernel's zero-copy calls on its descriptor (``os.splice``,
+        ``os.sendfile``) and check it before it is published. None for stores without local files
+        (S3, Swift): they take ``put`` only."""
+        return None
+
     def close(self) -> None:
         """Release connections (server shutdown)."""
 
@@ -166,6 +179,18 @@ def clean_path(path: str) -> str:
     return norm
 
 
+def write_chunks(out: FileIO, chunks: Iterable[bytes]) -> int:
+    """Write every chunk to an unbuffered file, whole (short writes are continued); the bytes written."""
+    written = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            n = out.write(view)
+            written += n
+            view = view[n:]
+    return written
+
+
 def read_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
     """Iterate a binary stream in chunks, closing it at the end."""
     try:
@@ -180,5 +205,5 @@ def read_chunks(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
 
 __all__ = [
     "CHUNK", "IMAGE_STORES", "ImageStoreDriver", "ImageStoreError", "clean_path", "provider_class",
-    "provider_names", "read_chunks", "store_details",
+    "provider_names", "read_chunks", "store_details", "write_chunks",
 ]  # fmt: skip

@@ -14,13 +14,24 @@ hashed as it passes (on a thread of its own, overlapping the next read); nothing
 chunks plus the format sniffer's small head and tail. The transport is the standard library's
 ``http.client``, which never follows redirects and reads a chunk in one call (httpx's per-64-KiB
 parsing made downloads run at half the speed of a disk copy; see docs/benchmarks.md).
+
+Zero copy: when the body goes to a file on this machine (``chunks(into=fd)``, an NFS-kind store), the
+transfer is plain HTTP with a Content-Length, and no checksum is asked, only the first chunk (which
+holds the headers the format checks read) passes through Python; the rest moves from the socket to
+the file in the kernel (``os.splice`` through a pipe, Linux), never more than the Content-Length.
+Anything else (HTTPS, chunked encoding, no length, a checksum, an object store, another OS) takes the
+chunk loop.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import http.client
 import ipaddress
+import os
+import select
 import socket
 import ssl
 import time
@@ -30,7 +41,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from overcast.storage.formats import HEAD
+
 CHUNK = 1 << 20
+#: Bytes that always pass through Python before the rest may be spliced: the format checks read them.
+SPLICE_AFTER = max(CHUNK, HEAD)
 
 #: CloudStack's download states (VMTemplateStorageResourceAssoc.Status) this pipeline uses.
 NOT_DOWNLOADED = "NOT_DOWNLOADED"
@@ -143,7 +158,8 @@ class Download:
     ``progress(done, total)`` is called as bytes arrive (total None when the server gave no length),
     at most about once a second. Errors raise :class:`DownloadError`; a checksum mismatch is raised
     after the last chunk, so a consumer writing a store object must not publish it before the
-    iterator is exhausted (an atomic put does exactly that).
+    iterator is exhausted (an atomic put does exactly that). ``spliced`` counts the bytes that went
+    straight into the file (see :meth:`chunks`).
     """
 
     def __init__(self, url: str, limits: FetchLimits, checksum: Checksum | None = None,
@@ -154,6 +170,7 @@ class Download:
         self.progress = progress
         self.total: int | None = None
         self.received = 0
+        self.spliced = 0
         self.digest: str | None = None
 
     def _connection(self) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
@@ -183,7 +200,12 @@ class Download:
         return conn, target, {"Host": host_header, "Accept-Encoding": "identity", "User-Agent": "Overcast",
                               "Connection": "close"}
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self, into: int | None = None) -> Iterator[bytes]:
+        """The body, chunk by chunk. ``into``: the descriptor of the file the caller writes every chunk to,
+        in order, before asking for the next. With it, once the first ``SPLICE_AFTER`` bytes have been
+        yielded, the rest of the body may be written into that file at its current position by the
+        download itself (zero copy, when :meth:`_can_splice`); the caller sees fewer bytes than the
+        file gets, so it takes the file's size and last bytes from the file."""
         conn, target, headers = self._connection()
         hashing = _Hashing(self.checksum.hasher()) if self.checksum else None
         cap = self.limits.max_bytes
@@ -213,7 +235,12 @@ class Download:
                                         " (global setting max.template.iso.size, in GB)")
             last = 0.0
             self._report(force=True)
+            splice = into is not None and self._can_splice(response)
             while True:
+                if splice and self.received >= SPLICE_AFTER:
+                    assert into is not None
+                    yield from self._splice(response, into)
+                    break
                 try:
                     chunk = response.read(CHUNK)
                 except TimeoutError:
@@ -245,6 +272,74 @@ class Download:
                 raise DownloadError(f"Checksum mismatch: the {self.checksum.algorithm} of the downloaded file is"
                                     f" {self.digest}, the checksum given was {self.checksum.digest}")
         self._report(force=True)
+
+    def _can_splice(self, response: http.client.HTTPResponse) -> bool:
+        """Whether the rest of this body can move in the kernel: Linux, plain HTTP (TLS needs the bytes
+        in user space), a Content-Length (never chunked), and nothing that must see every byte (a
+        checksum)."""
+        return (hasattr(os, "splice") and self.checksum is None and self.total is not None
+                and not response.chunked and urlsplit(self.url).scheme.lower() == "http")
+
+    def _splice(self, response: http.client.HTTPResponse, into: int) -> Iterator[bytes]:
+        """Move the body's remaining bytes (up to the Content-Length, never more) from the socket into
+        ``into``: socket to pipe to file with ``os.splice``. The bytes http.client has buffered already are
+        yielded first, as an ordinary chunk."""
+        assert self.total is not None
+        left = self.total - self.received
+        if left <= 0:
+            return
+        try:
+            buffered = response.peek(1)[:left]  # what http.client holds (one socket read when it holds none)
+            chunk = response.read(len(buffered)) if buffered else b""
+        except TimeoutError:
+            raise DownloadError(f"The download timed out after {self.received} bytes") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise DownloadError(f"The download failed after {self.received} bytes: {exc}") from None
+        if not chunk:
+            return  # the server closed the connection: the caller reports the short body
+        self.received += len(chunk)
+        left -= len(chunk)
+        yield chunk
+        if left <= 0:
+            return
+        sock = response.fileno()
+        timeout_ms = max(1, int(self.limits.read_timeout * 1000))
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        pipe_out, pipe_in = os.pipe()
+        try:
+            try:
+                fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, CHUNK)
+            except OSError:
+                pass  # over the per-user pipe quota: the default size works, in more calls
+            room = fcntl.fcntl(pipe_in, fcntl.F_GETPIPE_SZ)
+            last = time.monotonic()
+            while left > 0:
+                try:
+                    n = os.splice(sock, pipe_in, min(left, room), flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+                except BlockingIOError:
+                    if not poller.poll(timeout_ms):
+                        raise DownloadError(f"The download timed out after {self.received} bytes") from None
+                    continue
+                except OSError as exc:
+                    raise DownloadError(f"The download failed after {self.received} bytes: {exc}") from None
+                if n == 0:
+                    return  # closed early: the caller reports the short body
+                while n:  # pipe to file; an error here (disk full) is the store's, raised as OSError
+                    moved = os.splice(pipe_out, into, n, flags=os.SPLICE_F_MOVE)
+                    if moved <= 0:
+                        raise OSError(errno.EIO, "the file took no bytes")
+                    n -= moved
+                    left -= moved
+                    self.received += moved
+                    self.spliced += moved
+                now = time.monotonic()
+                if now - last >= 1.0:
+                    last = now
+                    self._report()
+        finally:
+            os.close(pipe_out)
+            os.close(pipe_in)
 
     def _report(self, *, force: bool = False) -> None:
         if self.progress is not None:

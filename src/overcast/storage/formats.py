@@ -7,7 +7,8 @@ then names the format and virtual size:
   backing file, or an external data file (incompatible feature bit 2 or a data-file header
   extension), is refused: such an image makes the host open a file of the attacker's choosing
   (CVE-2024-45219, CVE-2024-50386).
-- VHD: the 512-byte footer starting ``conectix`` at the end of the file, current size at offset 48;
+- VHD: the 512-byte footer starting ``conectix`` at the end of the file (read back from the file by
+  :meth:`Sniffer.settle` when a download moved the body in the kernel), current size at offset 48;
   a differencing VHD (disk type 4) has a parent image and is refused for the same reason.
 - ISO 9660: a primary volume descriptor (type 1, ``CD001``) at 32 KiB; size = blocks x block size.
 - VHDX, VMDK, VDI, OVA/TAR, ZIP: recognised by their signatures, so none of them passes as RAW.
@@ -18,6 +19,7 @@ then names the format and virtual size:
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -80,6 +82,14 @@ class Sniffer:
         for magic, name in COMPRESSED:
             if head.startswith(magic):
                 identify(head, b"", self.size)  # raises with the message
+
+    def settle(self, fd: int) -> None:
+        """Take the size and the last bytes from the complete file just written (open descriptor ``fd``),
+        for a file some of whose bytes went into it without passing the sniffer (a zero-copy download);
+        the head has passed it (downloads splice only after the first chunk)."""
+        size = os.fstat(fd).st_size
+        self.tail = os.pread(fd, TAIL, size - TAIL) if size >= TAIL else os.pread(fd, size, 0)
+        self.size = size
 
     def result(self) -> ImageInfo:
         return identify(bytes(self.head), self.tail, self.size)

@@ -6,7 +6,7 @@ URLs:
   mounted on this machine (``/proc/mounts``); else, for simulated clouds, ``<data dir>/nfs/<host>/<path>``.
 
 Writes go to a temporary file beside the target and are renamed into place, so readers never see a
-partial object.
+partial object; ``local_writer`` hands that file out for zero-copy writes (template downloads).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from io import FileIO
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from overcast.errors import InvalidParameterValue
-from overcast.plugins.storage import ImageStoreDriver, ImageStoreError, clean_path
+from overcast.plugins.storage import ImageStoreDriver, ImageStoreError, clean_path, write_chunks
 
 SCHEMES = ("nfs", "cifs", "file")
 
@@ -94,22 +96,24 @@ class NfsImageStore(ImageStoreDriver):
         return self._file(path)
 
     def put(self, path: str, chunks: Iterable[bytes]) -> int:
+        with self._writing(path) as out:
+            return write_chunks(out, chunks)
+
+    def local_writer(self, path: str) -> AbstractContextManager[FileIO]:
+        return self._writing(path)
+
+    @contextmanager
+    def _writing(self, path: str) -> Iterator[FileIO]:
+        """A temporary file beside the target, renamed into place when the block ends without an error."""
         target = self._file(path)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
         except OSError as exc:
             raise ImageStoreError(f"Can't write to {target.parent}: {exc.strerror or exc}") from exc
-        written = 0
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                for chunk in chunks:
-                    if chunk:
-                        view = memoryview(chunk)
-                        while view:
-                            n = out.write(view)
-                            written += n
-                            view = view[n:]
+            with FileIO(fd, "r+", closefd=True) as out:
+                yield out
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except BaseException as exc:
@@ -120,7 +124,6 @@ class NfsImageStore(ImageStoreDriver):
             if isinstance(exc, OSError):
                 raise ImageStoreError(f"Can't write {path}: {exc.strerror or exc}") from exc
             raise
-        return written
 
     def open(self, path: str) -> BinaryIO:
         try:
