@@ -794,7 +794,7 @@ def test_jobs_survive_kill_9(mode: str, backend: str, server_factory: Any, db_of
         # give the one worker a backlog (older jobs on one user, run one at a time) to be busy with
         # while the jobs are submitted. What is left of it is cancelled after the kill.
         ballast = new_account(api)["user"][0]["id"]
-        backlog = [str(uuid.uuid4()) for _ in range(2000)]
+        backlog = [str(uuid.uuid4()) for _ in range(20000)]  # seconds of work for one worker, even unloaded
         params = json.dumps({"values": {"id": ballast}, "maps": {}})
         with db.session.begin() as s:
             s.execute(insert(AsyncJob), [
