@@ -342,9 +342,37 @@ def _spec_common(cmd: Any, ctx: CallContext, *, fmt: str, hypervisor: str | None
     )  # fmt: skip
 
 
+class TemplateProperties(Command):
+    """What registerTemplate and getUploadParamsForTemplate declare alike: the new template's properties
+    and owner."""
+
+    bits = Param(INTEGER, description="32 or 64 bits support. 64 by default")
+    is_featured = Param(BOOLEAN, "isfeatured", description="true if this template is a featured template, false"
+                        " otherwise")
+    is_public = Param(BOOLEAN, "ispublic", description="true if the template is available to all accounts; default"
+                      " is true")
+    password_enabled = Param(BOOLEAN, "passwordenabled", description="true if the template supports the password"
+                             " reset feature; default is false")
+    sshkey_enabled = Param(BOOLEAN, "sshkeyenabled", description="true if the template supports the sshkey upload"
+                           " feature; default is false")
+    is_extractable = Param(BOOLEAN, "isextractable", description="true if the template or its derivatives are"
+                           " extractable; default is false")
+    requires_hvm = Param(BOOLEAN, "requireshvm", description="true if this template requires HVM")
+    is_dynamically_scalable = Param(BOOLEAN, "isdynamicallyscalable", description="true if template contains XS/VMWare"
+                                    " tools inorder to support dynamic scaling of VM cpu/memory")
+    is_routing = Param(BOOLEAN, "isrouting", authorized=ADMINS, description="true if the template type is routing"
+                       " i.e., if template is used to deploy router")
+    template_tag = Param(STRING, "templatetag", description="the tag for this template.")
+    arch = Param(STRING, choices=ARCHES, since="4.20", description="the CPU arch of the template. Valid options are:"
+                 " x86_64, aarch64")
+    account = Param(STRING, description="an optional accountName. Must be used with domainId.")
+    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId. If the account parameter is"
+                   " used, domainId must also be used.")
+
+
 @api_command("registerTemplate", response=TemplateResponse, roles=ALL_ROLES, event_type="TEMPLATE.CREATE",
              description="Registers an existing template into the CloudStack cloud.")
-class RegisterTemplate(Command):
+class RegisterTemplate(TemplateProperties):
     all_marker = frozenset({"zoneid", "zoneids"})
     name = Param(STRING, required=True, description="the name of the template")
     display_text = Param(STRING, "displaytext", required=True, length=4096, description="The display text of the"
@@ -362,40 +390,18 @@ class RegisterTemplate(Command):
                   " multiple zones in one go. Use zoneid if the template needs to be registered to only one zone."
                   "Passing only -1 to this will cause the template to be registered as a cross zone template and will"
                   " be copied to all zones. ")
-    bits = Param(INTEGER, description="32 or 64 bits support. 64 by default")
-    is_featured = Param(BOOLEAN, "isfeatured", description="true if this template is a featured template, false"
-                        " otherwise")
-    is_public = Param(BOOLEAN, "ispublic", description="true if the template is available to all accounts; default"
-                      " is true")
-    password_enabled = Param(BOOLEAN, "passwordenabled", description="true if the template supports the password"
-                             " reset feature; default is false")
-    sshkey_enabled = Param(BOOLEAN, "sshkeyenabled", description="true if the template supports the sshkey upload"
-                           " feature; default is false")
-    is_extractable = Param(BOOLEAN, "isextractable", description="true if the template or its derivatives are"
-                           " extractable; default is false")
-    requires_hvm = Param(BOOLEAN, "requireshvm", description="true if this template requires HVM")
-    is_dynamically_scalable = Param(BOOLEAN, "isdynamicallyscalable", description="true if template contains XS/VMWare"
-                                    " tools inorder to support dynamic scaling of VM cpu/memory")
-    is_routing = Param(BOOLEAN, "isrouting", authorized=ADMINS, description="true if the template type is routing"
-                       " i.e., if template is used to deploy router")
     checksum = Param(STRING, description="the checksum value of this template. The parameter containing the checksum"
                      " will be considered a MD5sum if it is not prefixed and just a plain ascii/utf8 representation of a"
                      " hexadecimal string. If it is required to use another algorithm the hexadecimal string is to be"
                      " prefixed with a string of the form, \"{<algorithm>}\", not including the double quotes. In this"
                      " <algorithm> is the exact string representing the java supported algorithm, i.e. MD5 or SHA-256."
                      " Note that java does not contain an algorithm called SHA256 or one called sha-256, only SHA-256.")
-    template_tag = Param(STRING, "templatetag", description="the tag for this template.")
     details = Param(MAP, description="Template details in key/value pairs using format details[i].keyname=keyvalue."
                     " Example: details[0].hypervisortoolsversion=xenserver61")
     direct_download = Param(BOOLEAN, "directdownload", since="4.11", description="true if template should bypass"
                             " Secondary Storage and be downloaded to Primary Storage on deployment")
     template_type = Param(STRING, "templatetype", since="4.19.0", description="the type of the template. Valid"
                           " options are: USER/VNF (for all users) and SYSTEM/ROUTING/BUILTIN (for admins only).")
-    arch = Param(STRING, choices=ARCHES, since="4.20", description="the CPU arch of the template. Valid options are:"
-                 " x86_64, aarch64")
-    account = Param(STRING, description="an optional accountName. Must be used with domainId.")
-    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId. If the account parameter is"
-                   " used, domainId must also be used.")
 
     def execute(self, ctx: CallContext) -> Result:
         zones = zone_list(self.zone, self.zones)
@@ -509,7 +515,7 @@ def upload_params(ctx: CallContext, t: Template) -> ObjectResult:
 
 @api_command("getUploadParamsForTemplate", response=GetUploadParamsResponse, roles=ALL_ROLES,
              event_type="TEMPLATE.CREATE", description="upload an existing template into the CloudStack cloud.")
-class GetUploadParamsForTemplate(Command):
+class GetUploadParamsForTemplate(TemplateProperties):
     name = Param(STRING, required=True, description="the name of the volume/template/iso")
     display_text = Param(STRING, "displaytext", required=True, length=4096, description="The display text of the"
                          " template. This is usually used for display purposes.")
@@ -525,31 +531,9 @@ class GetUploadParamsForTemplate(Command):
                      " representation of a hexadecimal string. If it is required to use another algorithm the"
                      " hexadecimal string is to be prefixed with a string of the form, \"{<algorithm>}\", not"
                      " including the double quotes.")
-    bits = Param(INTEGER, description="32 or 64 bits support. 64 by default")
-    is_featured = Param(BOOLEAN, "isfeatured", description="true if this template is a featured template, false"
-                        " otherwise")
-    is_public = Param(BOOLEAN, "ispublic", description="true if the template is available to all accounts; default"
-                      " is true")
-    is_extractable = Param(BOOLEAN, "isextractable", description="true if the template or its derivatives are"
-                           " extractable; default is false")
-    password_enabled = Param(BOOLEAN, "passwordenabled", description="true if the template supports the password"
-                             " reset feature; default is false")
-    sshkey_enabled = Param(BOOLEAN, "sshkeyenabled", description="true if the template supports the sshkey upload"
-                           " feature; default is false")
-    requires_hvm = Param(BOOLEAN, "requireshvm", description="true if this template requires HVM")
-    is_dynamically_scalable = Param(BOOLEAN, "isdynamicallyscalable", description="true if template contains XS/VMWare"
-                                    " tools inorder to support dynamic scaling of VM cpu/memory")
-    is_routing = Param(BOOLEAN, "isrouting", authorized=ADMINS, description="true if the template type is routing"
-                       " i.e., if template is used to deploy router")
-    template_tag = Param(STRING, "templatetag", description="the tag for this template.")
     details = Param(MAP, description="Template details in key/value pairs.")
     template_type = Param(STRING, "templatetype", since="4.22.0", description="the type of the template. Valid"
                           " options are: USER/VNF (for all users) and SYSTEM/ROUTING/BUILTIN (for admins only).")
-    arch = Param(STRING, choices=ARCHES, since="4.20", description="the CPU arch of the template. Valid options are:"
-                 " x86_64, aarch64")
-    account = Param(STRING, description="an optional accountName. Must be used with domainId.")
-    domain = Param(UUID, "domainid", entity=Domain, description="an optional domainId. If the account parameter is"
-                   " used, domainId must also be used.")
 
     def execute(self, ctx: CallContext) -> Result:
         if self.zone == -1:
