@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from overcast.db.models import ConfigValue
@@ -258,6 +258,15 @@ class GlobalSettings:
         else:
             row.value = value
         session.flush()
+        self._changed(session)
+
+    def reset(self, session: Session, name: str, *, scope: str = "global", scope_id: int = 0) -> None:
+        """Drop the value set at this scope: the next scope up (or the default) applies again."""
+        session.execute(delete(ConfigValue).where(ConfigValue.name == name, ConfigValue.scope == scope,
+                                                  ConfigValue.scope_id == scope_id))
+        self._changed(session)
+
+    def _changed(self, session: Session) -> None:
         self.invalidate()
         # again once the change is committed: a read between the flush and the commit cached the old value
         event.listen(session, "after_commit", lambda _s: self.invalidate(), once=True)

@@ -129,15 +129,9 @@ class ResetConfiguration(Scoped):
     name = Param(STRING, required=True, description="the name of the configuration")
 
     def execute(self, ctx: CallContext) -> Result:
-        from sqlalchemy import delete
-
-        from overcast.db.models import ConfigValue
-
         setting = self.setting(self.name)
         scope, scope_id = self.checked_scope(setting)
-        ctx.session.execute(delete(ConfigValue).where(
-            ConfigValue.name == setting.name, ConfigValue.scope == scope, ConfigValue.scope_id == scope_id))
-        ctx.services.settings.invalidate()
+        ctx.services.settings.reset(ctx.session, setting.name, scope=scope, scope_id=scope_id)
         ctx.event("CONFIGURATION.VALUE.EDIT", f"Reset {setting.name} at scope {scope}",
                   resource_type="Configuration")
         return self.answer(ctx, setting, scope, scope_id)
