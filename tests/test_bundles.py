@@ -185,6 +185,13 @@ def test_user_data_in_bundles(world: World, sandbox: Sandbox, sandbox_server: Se
     assert "nope" in err["errortext"]
     err = error_of(lambda: create(api, sandbox, userdataid=ud["id"], userdata=b64("x")))
     assert "userdataid" in err["errortext"]
+    # registered user data that a bundle deploys is in use, like one a VM or a template uses
+    lone = api.registerUserData(name=unique("lone"), userdata=b64("#cloud-config\n"))["userdata"]
+    holder = create(api, sandbox, userdataid=lone["id"])
+    err = error_of(lambda: api.deleteUserData(id=lone["id"]))
+    assert err["errorcode"] == 536 and holder["name"] in err["errortext"]
+    api.updateBundle(id=holder["id"], unset="userdataid")  # a new version without it frees it
+    assert api.deleteUserData(id=lone["id"])["success"] is True
 
 
 def test_sharing_with_the_domain_and_the_public(world: World, sandbox: Sandbox, sandbox_admin: CloudStack) -> None:

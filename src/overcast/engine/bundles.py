@@ -61,6 +61,16 @@ def _clean(recipe: dict[str, Any]) -> dict[str, Any]:
     return {k: recipe[k] for k in RECIPE_KEYS if recipe.get(k) not in (None, [], {}, "")}
 
 
+def using_user_data(ctx: EngineContext, userdata_id: int) -> list[str]:
+    """Names of the live bundles whose current recipe deploys this registered user data (recipes hold
+    the row ids of what they name)."""
+    rows = ctx.session.execute(
+        select(Bundle.name, BundleVersion.recipe)
+        .join(BundleVersion, (BundleVersion.bundle_id == Bundle.id) & (BundleVersion.version == Bundle.version))
+        .where(Bundle.removed.is_(None), BundleVersion.recipe.contains('"userdataid"')))
+    return [name for name, recipe in rows if json.loads(recipe).get("userdataid") == userdata_id]
+
+
 def _set_tags(ctx: EngineContext, bundle: Bundle, tags: dict[str, str]) -> None:
     s = ctx.session
     s.execute(sql_delete(BundleTag).where(BundleTag.bundle_id == bundle.id))

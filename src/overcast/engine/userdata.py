@@ -143,6 +143,11 @@ def delete(ctx: EngineContext, row: UserData) -> None:
                                                                VirtualMachine.removed.is_(None)))
     if vms:
         raise ResourceInUse(f"Cannot delete user data {row.name}: it is used by {vms} VM(s)")
+    from overcast.engine.bundles import using_user_data
+
+    bundles = using_user_data(ctx, row.id)
+    if bundles:
+        raise ResourceInUse(f"Cannot delete user data {row.name}: bundle(s) {', '.join(sorted(bundles))} deploy it")
     s.delete(row)
     s.flush()
 
