@@ -452,3 +452,19 @@ def test_migrate_secondary_storage_data(srv: Server, api: CloudStack, tmp_path: 
         assert api.deleteImageStore(id=dest["id"])["success"]
     finally:
         db.engine.dispose()
+
+
+def test_a_zone_whose_stores_are_all_read_only_takes_no_templates(srv: Server, api: CloudStack) -> None:
+    sb = Sandbox(srv)
+    stores = [s["id"] for s in api.listImageStores(zoneid=sb.basic_zone)["imagestore"] if not s["readonly"]]
+    assert stores
+    os_id = api.listOsTypes()["ostype"][0]["id"]
+    try:
+        for store in stores:
+            api.updateImageStore(id=store, readonly=True)
+        fails(api.registerTemplate, 431, contains="read-only", name="ro", displaytext="ro", format="QCOW2",
+              hypervisor="Simulator", url="http://203.0.113.9/ro.qcow2", ostypeid=os_id, zoneid=sb.basic_zone)
+    finally:
+        for store in stores:
+            api.updateImageStore(id=store, readonly=False)
+    assert not api.listTemplates(templatefilter="self", name="ro").get("template")

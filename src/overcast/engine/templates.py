@@ -127,6 +127,15 @@ def region_store_exists(ctx: EngineContext) -> bool:
         ImageStore.scope == "REGION", ImageStore.removed.is_(None), ImageStore.role == "Image").limit(1)) is not None
 
 
+def check_zone_writable(ctx: EngineContext, zone: Zone) -> None:
+    """A zone with image stores, all of them read-only, takes no new templates (one without any is
+    simulated: its templates are ready at once)."""
+    if image_store_of(ctx, zone.id) is None and ctx.session.scalar(select(ImageStore.id).where(
+            ImageStore.zone_id == zone.id, ImageStore.removed.is_(None), ImageStore.role == "Image").limit(1)):
+        raise InvalidParameterValue(f"Every image store of zone {zone.name} is read-only: no template or ISO can be"
+                                    " registered there (parameter zoneid)")
+
+
 def image_store_of(ctx: EngineContext, zone_id: int) -> ImageStore | None:
     """The image store a new template of ``zone_id`` goes to: the one every new object goes to
     (:func:`overcast.engine.storage_ops.usable_image_store`)."""
@@ -318,6 +327,8 @@ class TemplateService:
             spec.featured = False
         for zone in zones or []:
             check_zone_usable(self.ctx, zone)
+            if not region:
+                check_zone_writable(self.ctx, zone)
         cross = zones is None or region
         targets = active_zones(self.ctx) if cross else list(zones or [])
         if not cross:
