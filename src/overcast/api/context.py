@@ -37,6 +37,15 @@ class CallContext:
             return None
         return self.session.scalar(select(model).where(model.uuid == self.job.instance_uuid))
 
+    def created(self, model: type[Any], what: str) -> Any:
+        """:meth:`job_entity`, or a clear error naming ``what`` when the row is gone."""
+        row = self.job_entity(model)
+        if row is None:
+            from overcast.errors import InvalidParameterValue
+
+            raise InvalidParameterValue(f"The {what} of this job no longer exists")
+        return row
+
     def checkpoint(self) -> None:
         """Commit the work so far. Engine operations call it before talking to a hypervisor, so no
         transaction (and on SQLite no write lock) is held while a host works."""

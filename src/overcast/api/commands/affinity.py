@@ -69,9 +69,7 @@ class CreateAffinityGroup(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        group = ctx.job_entity(AffinityGroup)
-        if group is None:
-            raise InvalidParameterValue("The affinity group of this job no longer exists")
+        group = ctx.created(AffinityGroup, "affinity group")
         affinity.affinity_group_created(ctx, group)
         return ObjectResult(affinity_group_payload(ctx.session, [group])[0])
 

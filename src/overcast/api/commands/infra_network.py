@@ -164,9 +164,7 @@ class CreatePhysicalNetwork(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        net = ctx.job_entity(PhysicalNetwork)
-        if net is None:
-            raise InvalidParameterValue("The physical network of this job no longer exists")
+        net = ctx.created(PhysicalNetwork, "physical network")
         return pnet_result(ctx, net)
 
 
@@ -320,9 +318,7 @@ class AddTrafficType(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        tt = ctx.job_entity(TrafficType)
-        if tt is None:
-            raise InvalidParameterValue("The traffic type of this job no longer exists")
+        tt = ctx.created(TrafficType, "traffic type")
         return _one(traffic_type_payload(ctx.session, [tt]))
 
 
@@ -464,9 +460,7 @@ class AddNetworkServiceProvider(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        nsp = ctx.job_entity(NetworkServiceProvider)
-        if nsp is None:
-            raise InvalidParameterValue("The provider of this job no longer exists")
+        nsp = ctx.created(NetworkServiceProvider, "provider")
         return _one(provider_payload(ctx.session, [nsp]))
 
 
@@ -633,9 +627,7 @@ class CreateVirtualRouterElement(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        element = ctx.job_entity(NetworkElement)
-        if element is None:
-            raise InvalidParameterValue("The element of this job no longer exists")
+        element = ctx.created(NetworkElement, "element")
         return _one(element_payload(ctx.session, [element], with_owner=True))
 
 

@@ -1219,9 +1219,7 @@ class CreateTemplate(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         s = ctx.session
-        t = ctx.job_entity(Template)
-        if t is None:
-            raise InvalidParameterValue("The template being created no longer exists")
+        t = ctx.created(Template, "template")
         from overcast.engine.storage_ops import make_template_file
 
         make_template_file(ctx, t, volume=self.volume if self.snapshot is None else None, snapshot=self.snapshot)

@@ -268,9 +268,7 @@ class DeployVirtualMachine(Command):
 
     def execute(self, ctx: CallContext) -> Result:
         assert ctx.job is not None
-        vm = ctx.job_entity(VirtualMachine)
-        if vm is None:
-            raise InvalidParameterValue("The VM of this deployment no longer exists")
+        vm = ctx.created(VirtualMachine, "VM")
         if self.start_vm is None or self.start_vm:
             ops = VmOps(ctx)
             try:
@@ -293,9 +291,7 @@ class DeployVirtualMachine(Command):
         return vm_result(ctx, vm, show_password=True)
 
     def resume(self, ctx: CallContext, how: str) -> Result:
-        vm = ctx.job_entity(VirtualMachine)
-        if vm is None:
-            raise InvalidParameterValue("The VM of this deployment no longer exists")
+        vm = ctx.created(VirtualMachine, "VM")
         if how != "ready" and vm.ready_at is None:
             raise WaitTimedOut(f"VM {vm.display_name or vm.name} did not report ready within {self.ready_timeout}"
                                f" s (parameter readytimeout); it stays {vm.state}, not ready",

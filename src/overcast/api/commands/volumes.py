@@ -54,9 +54,7 @@ def volume_param(description: str = "the ID of the disk volume", *, name: str = 
 def job_volume(ctx: CallContext) -> Volume:
     """The volume a create job made (its uuid is the job's instance)."""
     assert ctx.job is not None
-    vol = ctx.job_entity(Volume)
-    if vol is None:
-        raise InvalidParameterValue("The volume of this job no longer exists")
+    vol = ctx.created(Volume, "volume")
     return vol
 
 
