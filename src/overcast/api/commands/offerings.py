@@ -130,6 +130,27 @@ def domains_for_offering(ctx: CallContext, domains: list[Domain] | None, what: s
     return id_list(doms)
 
 
+def update_common(ctx: CallContext, row: Any, cmd: Any) -> None:
+    """What updateServiceOffering and updateDiskOffering change alike: name, displaytext, sortkey,
+    domainid, zoneid and state."""
+    if cmd.name is not None:
+        if not cmd.name.strip():
+            raise InvalidParameterValue("Parameter name can't be empty")
+        row.name = cmd.name
+    if cmd.display_text is not None:
+        row.display_text = cmd.display_text or row.name
+    if cmd.sort_key is not None:
+        row.sort_key = cmd.sort_key
+    if cmd.domains is not None:
+        row.domain_ids = parse_domain_text(ctx, cmd.domains, "domainid")
+        if row.domain_ids is None and not ctx.me.is_root_admin:
+            raise InvalidParameterValue("Domain admins can't make offerings public (parameter domainid)")
+    if cmd.zones is not None:
+        row.zone_ids = parse_zone_text(ctx, cmd.zones, "zoneid")
+    if cmd.state is not None:
+        row.state = cmd.state
+
+
 def check_manage(ctx: CallContext, row: Any, what: str, verb: str = "update") -> None:
     """A domain admin manages only offerings limited to domains inside its subtree."""
     me = ctx.me
@@ -377,24 +398,9 @@ class UpdateServiceOffering(Command):
         o: ServiceOffering = self.id
         check_manage(ctx, o, "service offering")
         disk = s.get(DiskOffering, o.disk_offering_id)
-        if self.name is not None:
-            if not self.name.strip():
-                raise InvalidParameterValue("Parameter name can't be empty")
-            o.name = self.name
-        if self.display_text is not None:
-            o.display_text = self.display_text or o.name
-        if self.sort_key is not None:
-            o.sort_key = self.sort_key
-        if self.domains is not None:
-            o.domain_ids = parse_domain_text(ctx, self.domains, "domainid")
-            if o.domain_ids is None and not ctx.me.is_root_admin:
-                raise InvalidParameterValue("Domain admins can't make offerings public (parameter domainid)")
-        if self.zones is not None:
-            o.zone_ids = parse_zone_text(ctx, self.zones, "zoneid")
+        update_common(ctx, o, self)
         if self.host_tags is not None:
             o.host_tag = self.host_tags or None
-        if self.state is not None:
-            o.state = self.state
         if disk is not None:
             if self.storage_tags is not None:
                 disk.tags = self.storage_tags or None
@@ -614,26 +620,11 @@ class UpdateDiskOffering(Command):
         d: DiskOffering = self.id
         _not_compute_only(d)
         check_manage(ctx, d, "disk offering")
-        if self.name is not None:
-            if not self.name.strip():
-                raise InvalidParameterValue("Parameter name can't be empty")
-            d.name = self.name
-        if self.display_text is not None:
-            d.display_text = self.display_text or d.name
-        if self.sort_key is not None:
-            d.sort_key = self.sort_key
+        update_common(ctx, d, self)
         if self.display_offering is not None:
             d.display_offering = self.display_offering
-        if self.domains is not None:
-            d.domain_ids = parse_domain_text(ctx, self.domains, "domainid")
-            if d.domain_ids is None and not ctx.me.is_root_admin:
-                raise InvalidParameterValue("Domain admins can't make offerings public (parameter domainid)")
-        if self.zones is not None:
-            d.zone_ids = parse_zone_text(ctx, self.zones, "zoneid")
         if self.tags is not None:
             d.tags = self.tags or None
-        if self.state is not None:
-            d.state = self.state
         ctx.event("DISK.OFFERING.EDIT", f"Disk offering {d.name} updated", resource_type="DiskOffering",
                   resource_uuid=d.uuid)
         ctx.session.flush()
