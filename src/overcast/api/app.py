@@ -96,10 +96,12 @@ def create_app(services: Services, *, start_workers: bool = True) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from overcast.kv.registry import subscribe as follow_kv_lifecycle
+        from overcast.engine.readiness import watch_kv_reports
         from overcast.plugins.simulator.guest import subscribe as simulate_guests
 
         follow_kv_lifecycle(services)  # every process that records VM and account events
         simulate_guests(services)  # simulator VMs with the simulator.guest.ready detail report ready
+        watch_kv_reports()  # a guest writing `ready` into its VM storage is its readiness report
         if start_workers:
             services.jobs.start(dispatcher.job_hooks(), services.config.job_workers)
             if services.config.job_workers > 0:

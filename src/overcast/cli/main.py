@@ -230,8 +230,10 @@ def kv() -> None:
 
 
 def _kv_app(services: Any, start_workers: bool = False) -> Any:
+    from overcast.engine.readiness import watch_kv_reports
     from overcast.kv.http import PrefixStrip, create_kv_app
 
+    watch_kv_reports()  # guests may report ready through a KV node of their own
     return PrefixStrip(create_kv_app(services, standalone=True))
 
 

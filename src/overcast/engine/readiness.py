@@ -15,7 +15,6 @@ woken here, in the same transaction that records the report.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -56,19 +55,19 @@ def report_ready(s: Session, services: Services, vm_uuid: str, *, via: str) -> b
     return True
 
 
-def after_kv_write(services: Services, storage: Any, keys: Iterable[str], *, session: Session | None = None) -> None:
-    """Keys were written into a KV storage: if it is a VM's and ``ready`` is among them, that is the
-    guest's report. In ``session`` when given (the API's transaction), else in a transaction of its own
-    right after the write (the KV HTTP service writes on a plain connection)."""
-    if not is_ready_write(storage, keys):
-        return
+def watch_kv_reports() -> None:
+    """Hear of ``ready`` written into a VM storage (kv.store.watch): the guest's report."""
+    from overcast.kv import store
+
+    store.watch("VM", READY_KEY, _kv_report)
+
+
+def _kv_report(services: Services, storage: Any, session: Session | None) -> None:
+    """``ready`` was written into a VM storage (whose id is its VM's): in ``session`` when given (the
+    API's transaction), else in a transaction of its own right after the write (the KV HTTP service
+    writes on a plain connection)."""
     if session is not None:
         report_ready(session, services, storage.uuid, via="KV storage")
         return
     with services.db.writer.begin() as s:
         report_ready(s, services, storage.uuid, via="KV storage")
-
-
-def is_ready_write(storage: Any, keys: Iterable[str]) -> bool:
-    """Whether writing ``keys`` into ``storage`` is a guest's report (a VM storage's id is its VM's)."""
-    return getattr(storage, "kind", None) == "VM" and READY_KEY in keys

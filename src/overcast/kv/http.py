@@ -32,7 +32,6 @@ from starlette.concurrency import run_in_threadpool
 from overcast.db.models import KvEntry, KvStorage
 from overcast.db.retry import retrying
 from overcast.db.session import is_sqlite
-from overcast.engine.readiness import after_kv_write, is_ready_write
 from overcast.kv import store
 from overcast.kv.store import STORAGE_COLUMNS, KvBadRequest, KvError
 
@@ -283,8 +282,8 @@ class KvService:
             return storage
 
         storage = await self._write(work)
-        if is_ready_write(storage, (key,)):  # a guest saying it is configured: the VM shows it
-            await run_in_threadpool(after_kv_write, self.services, storage, (key,))
+        if to_call := store.watchers(storage, (key,)):  # e.g. a guest reporting ready (engine.readiness)
+            await run_in_threadpool(store.notify, self.services, storage, to_call)
         return 200, b"", TEXT
 
     async def _set_many(self, uuid: str, _key: None, secret: bytes, _scope: Any, ctype: bytes | None,
@@ -300,9 +299,8 @@ class KvService:
             return storage, store.set_values(conn, storage, items, limits=limits, ts=ts)
 
         storage, written = await self._write(work)
-        keys = [k for k, ok in written.items() if ok]
-        if is_ready_write(storage, keys):
-            await run_in_threadpool(after_kv_write, self.services, storage, keys)
+        if to_call := store.watchers(storage, [k for k, ok in written.items() if ok]):
+            await run_in_threadpool(store.notify, self.services, storage, to_call)
         return 200, _dumps(written), JSON
 
     async def _delete_one(self, uuid: str, key: str, secret: bytes, *_: Any) -> tuple[int, bytes, bytes]:

@@ -17,7 +17,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, case, delete, false, func, insert, select, update
@@ -85,6 +85,32 @@ class KvConflict(KvError):
 
 
 # -- basics --------------------------------------------------------------------------------------
+
+
+#: Who wants to hear of writes to one key of one kind of storage, by (kind, key): layers above this one
+#: (the engine watches VM storages' ``ready``, a guest's readiness report) without the KV layer
+#: importing them. Each watcher is called with (services, storage, session): in the writer's
+#: transaction when ``session`` is given, else right after the write's own commit.
+_WATCHERS: dict[tuple[str, str], list[Callable[[Any, Any, Any], None]]] = {}
+
+
+def watch(kind: str, key: str, watcher: Callable[[Any, Any, Any], None]) -> None:
+    """Call ``watcher`` whenever ``key`` is written into a storage of ``kind`` (once per process)."""
+    watchers = _WATCHERS.setdefault((kind, key), [])
+    if watcher not in watchers:
+        watchers.append(watcher)
+
+
+def watchers(storage: Any, keys: Iterable[str]) -> list[Callable[[Any, Any, Any], None]]:
+    """The watchers of these written keys (cheap when there are none: safe on the event loop)."""
+    if not _WATCHERS:
+        return []
+    return [w for key in keys for w in _WATCHERS.get((storage.kind, key), ())]
+
+
+def notify(services: Any, storage: Any, to_call: list[Callable[[Any, Any, Any], None]], session: Any = None) -> None:
+    for watcher in to_call:
+        watcher(services, storage, session)
 
 
 def now_ms() -> int:

@@ -26,7 +26,6 @@ from overcast.api.responses.kv import (
     KvStorageResponse, KvSuccessResponse, KvValueResponse, history_payload, storage_payload,
 )  # fmt: skip
 from overcast.db.models import Account, KvScroll, KvStorage
-from overcast.engine.readiness import after_kv_write
 from overcast.errors import InvalidParameterValue
 from overcast.kv import registry, store
 
@@ -262,7 +261,7 @@ class SetKvStorageValue(Command):
             store.set_value(ctx.session, storage, self.key, self.value or "", limits=_limits(ctx))
         except store.KvBadRequest:
             raise InvalidParameterValue("Key/value pair is invalid (parameters key and value)") from None
-        after_kv_write(ctx.services, storage, [self.key], session=ctx.session)
+        store.notify(ctx.services, storage, store.watchers(storage, [self.key]), ctx.session)
         return ObjectResult({"key": self.key, "value": self.value or ""})
 
 
@@ -279,7 +278,8 @@ class SetKvStorageValues(Command):
         groups: list[dict[str, str]] = self.items or []
         data = dict(groups[0]) if groups else {}  # the original reads the first group only
         written = store.set_values(ctx.session, storage, data, limits=_limits(ctx))
-        after_kv_write(ctx.services, storage, [k for k, ok in written.items() if ok], session=ctx.session)
+        store.notify(ctx.services, storage, store.watchers(storage, [k for k, ok in written.items() if ok]),
+                     ctx.session)
         return ObjectResult({"items": written})
 
 
